@@ -1,0 +1,188 @@
+"""The SQL engine: every table registered as an apsw virtual table, osquery's functions, read-only.
+
+    engine = Engine(root="/")
+    result = engine.query("SELECT pid, name FROM processes WHERE pid = 1")
+    result.columns, result.rows, result.warnings
+
+Rows hold typed values (int, float, str, bytes, None); text forms are the printers' business. One Engine
+serves one thread at a time (the daemon gives each worker its own); `interrupt()` may be called from any
+thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+
+from collector import sqlfunc
+from collector.errors import QueryCancelled, QueryDenied, QueryError
+from collector.registry import Registered, all_tables
+from collector.table import Context, Limits, Report, TableSpec
+from collector.vtab import Module
+
+# PRAGMAs that only read; any other PRAGMA with an argument could change state and is refused.
+_READ_PRAGMAS = frozenset({
+    "table_info", "table_xinfo", "table_list", "function_list", "module_list", "pragma_list",
+    "collation_list", "database_list", "compile_options", "index_list", "index_info", "index_xinfo",
+    "foreign_key_list", "data_version", "schema_version", "user_version", "application_id",
+    "encoding", "page_size", "page_count", "freelist_count",
+})
+
+_DENIED = {
+    apsw.SQLITE_ATTACH: "ATTACH",
+    apsw.SQLITE_DETACH: "DETACH",
+    apsw.SQLITE_INSERT: "INSERT",
+    apsw.SQLITE_UPDATE: "UPDATE",
+    apsw.SQLITE_DELETE: "DELETE",
+    apsw.SQLITE_ALTER_TABLE: "ALTER TABLE",
+    apsw.SQLITE_CREATE_INDEX: "CREATE INDEX",
+    apsw.SQLITE_CREATE_TABLE: "CREATE TABLE",
+    apsw.SQLITE_CREATE_TRIGGER: "CREATE TRIGGER",
+    apsw.SQLITE_CREATE_VIEW: "CREATE VIEW",
+    apsw.SQLITE_CREATE_VTABLE: "CREATE VIRTUAL TABLE",
+    apsw.SQLITE_CREATE_TEMP_INDEX: "CREATE INDEX",
+    apsw.SQLITE_CREATE_TEMP_TABLE: "CREATE TABLE",
+    apsw.SQLITE_CREATE_TEMP_TRIGGER: "CREATE TRIGGER",
+    apsw.SQLITE_CREATE_TEMP_VIEW: "CREATE VIEW",
+    apsw.SQLITE_DROP_INDEX: "DROP INDEX",
+    apsw.SQLITE_DROP_TABLE: "DROP TABLE",
+    apsw.SQLITE_DROP_TRIGGER: "DROP TRIGGER",
+    apsw.SQLITE_DROP_VIEW: "DROP VIEW",
+    apsw.SQLITE_DROP_VTABLE: "DROP VIRTUAL TABLE",
+    apsw.SQLITE_DROP_TEMP_INDEX: "DROP INDEX",
+    apsw.SQLITE_DROP_TEMP_TABLE: "DROP TABLE",
+    apsw.SQLITE_DROP_TEMP_TRIGGER: "DROP TRIGGER",
+    apsw.SQLITE_DROP_TEMP_VIEW: "DROP VIEW",
+}
+
+
+@dataclass
+class Result:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    warnings: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, r)) for r in self.rows]
+
+
+class Engine:
+    def __init__(self, *, root: str = "/", limits: Limits | None = None, runtime: Any = None,
+                 tables: Iterable[Registered] | None = None) -> None:
+        self.root = root
+        self.limits = limits or Limits()
+        self.runtime = runtime
+        self.tables: dict[str, Registered] = (
+            {r.spec.name: r for r in tables} if tables is not None else all_tables()
+        )
+        self._report = Report()
+        self._deadline: float | None = None
+        self._cancel = threading.Event()
+        self._denied: str | None = None
+        self.conn = apsw.Connection(":memory:")
+        for name, reg in self.tables.items():
+            self.conn.create_module(name, Module(reg, self._context), use_bestindex_object=True,
+                                    eponymous_only=True, read_only=True)
+        sqlfunc.register(self.conn)
+        self.conn.authorizer = self._authorize
+
+    # --- public --------------------------------------------------------------------------------
+    def specs(self) -> list[TableSpec]:
+        return [r.spec for r in self.tables.values()]
+
+    def query(self, sql: str, *, timeout: float | None = None) -> Result:
+        self._report = Report()
+        self._cancel.clear()
+        self._denied = None
+        self._deadline = time.monotonic() + timeout if timeout else None
+        started = time.perf_counter()
+        timer = threading.Timer(timeout, self.interrupt) if timeout else None
+        if timer:
+            timer.daemon = True
+            timer.start()
+        try:
+            cursor = self.conn.cursor()
+            columns: list[str] = []
+
+            def describe(cur: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
+                # Runs after prepare, before the first step: the only moment an empty result has columns.
+                columns[:] = [d[0] for d in cur.getdescription()]
+                return True
+
+            cursor.exec_trace = describe
+            rows = cursor.execute(sql).fetchall()
+        except QueryError:
+            raise
+        except apsw.AuthError as e:
+            raise QueryDenied(self._denied or f"statement refused: {e}") from None
+        except apsw.InterruptError:
+            raise QueryCancelled("query cancelled" if not self._deadline_passed() else
+                                 f"query timed out after {timeout} s") from None
+        except apsw.SQLError as e:
+            raise QueryError(_sqlite_message(e)) from None
+        except apsw.Error as e:
+            raise QueryError(_sqlite_message(e)) from None
+        finally:
+            if timer:
+                timer.cancel()
+        return Result(columns, rows, self._report.messages(), time.perf_counter() - started)
+
+    def interrupt(self) -> None:
+        self._cancel.set()
+        self.conn.interrupt()
+
+    def columns(self, sql: str) -> list[str]:
+        """Compile without running: the result columns, or a QueryError naming the unknown table/column."""
+        columns: list[str] = []
+
+        def describe(cur: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
+            columns[:] = [d[0] for d in cur.getdescription()]
+            return False  # stop before the first step: nothing is generated
+
+        cursor = self.conn.cursor()
+        cursor.exec_trace = describe
+        try:
+            cursor.execute(sql)
+        except apsw.ExecTraceAbort:
+            pass
+        except apsw.AuthError as e:
+            raise QueryDenied(self._denied or f"statement refused: {e}") from None
+        except apsw.Error as e:
+            raise QueryError(_sqlite_message(e)) from None
+        return columns
+
+    # --- internals ------------------------------------------------------------------------------
+    def _deadline_passed(self) -> bool:
+        return self._deadline is not None and time.monotonic() > self._deadline
+
+    def _context(self, spec: TableSpec, constraints: dict[str, list[tuple[str, Any]]],
+                 used: frozenset[str] | None) -> Context:
+        return Context(spec, constraints, used, root=self.root, limits=self.limits, report=self._report,
+                       runtime=self.runtime, deadline=self._deadline, cancelled=self._cancel.is_set)
+
+    def _authorize(self, op: int, p1: str | None, p2: str | None, db: str | None, trigger: str | None) -> int:
+        what = _DENIED.get(op)
+        if what is not None:
+            self._denied = f"{what} is not allowed: Quarry's SQL surface is read-only"
+            return apsw.SQLITE_DENY
+        if op == apsw.SQLITE_PRAGMA and p2 is not None and (p1 or "").lower() not in _READ_PRAGMAS:
+            self._denied = f"PRAGMA {p1} = {p2} is not allowed: Quarry's SQL surface is read-only"
+            return apsw.SQLITE_DENY
+        if op == apsw.SQLITE_FUNCTION and (p2 or "").lower() == "load_extension":
+            self._denied = "load_extension is not allowed: Quarry does not load SQLite extensions"
+            return apsw.SQLITE_DENY
+        return apsw.SQLITE_OK
+
+
+def _sqlite_message(e: apsw.Error) -> str:
+    text = str(e)
+    # apsw prefixes "SQLError: " etc.; users want SQLite's own words as osquery shows them.
+    if ": " in text and text.split(": ", 1)[0].endswith("Error"):
+        text = text.split(": ", 1)[1]
+    return text
