@@ -79,6 +79,22 @@ class TableSpec:
     def required_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.required)
 
+    def schema_sql(self) -> str:
+        """osqueryi's .schema form: hidden columns marked, primary key of index+additional columns."""
+        parts = []
+        for c in self.columns:
+            decl = f"`{c.name}` {c.type.replace('_', ' ')}"
+            if c.hidden or (c.platforms and "linux" not in c.platforms):
+                decl += " HIDDEN"
+            if c.collate:
+                decl += f" COLLATE {c.collate.upper()}"
+            parts.append(decl)
+        keys = [c.name for c in self.columns if c.index or c.additional]
+        if not any(c.index for c in self.columns):
+            keys = [c.name for c in self.columns]
+        parts.append("PRIMARY KEY (" + ", ".join(f"`{k}`" for k in keys) + ")")
+        return f"CREATE TABLE {self.name}({', '.join(parts)}) WITHOUT ROWID;"
+
 
 def col(name: str, type_: str, description: str = "", **flags: Any) -> Column:
     if "platforms" in flags:
