@@ -125,7 +125,12 @@ class Engine:
             raise QueryCancelled("query cancelled" if not self._deadline_passed() else
                                  f"query timed out after {timeout} s") from None
         except apsw.SQLError as e:
-            raise QueryError(_sqlite_message(e)) from None
+            if self._denied:
+                raise QueryDenied(self._denied) from None
+            message = _sqlite_message(e)
+            if message.endswith("may not be modified"):
+                raise QueryDenied(f"{message}: Quarry's SQL surface is read-only") from None
+            raise QueryError(message) from None
         except apsw.Error as e:
             raise QueryError(_sqlite_message(e)) from None
         finally:
@@ -169,7 +174,11 @@ class Engine:
     def _authorize(self, op: int, p1: str | None, p2: str | None, db: str | None, trigger: str | None) -> int:
         what = _DENIED.get(op)
         if what is not None:
-            self._denied = f"{what} is not allowed: Quarry's SQL surface is read-only"
+            if op in (apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE) and (p1 or "").startswith("sqlite_"):
+                # CREATE/DROP first write sqlite_master; let that pass so the CREATE/DROP itself is
+                # refused and named. Direct writes to sqlite_master fail anyway (writable_schema is refused).
+                return apsw.SQLITE_OK
+            self._denied = self._denied or f"{what} is not allowed: Quarry's SQL surface is read-only"
             return apsw.SQLITE_DENY
         if op == apsw.SQLITE_PRAGMA and p2 is not None and (p1 or "").lower() not in _READ_PRAGMAS:
             self._denied = f"PRAGMA {p1} = {p2} is not allowed: Quarry's SQL surface is read-only"
