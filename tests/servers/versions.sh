@@ -4,7 +4,7 @@ KAFKA_VERSION=4.4.0
 LOG4J_VERSION=2.25.5          # matches log4j-core pulled by kafka-server 4.4.0
 ES_VERSION=9.3.2              # newest 9.x integ-test zip present on Maven Central (2026-11); 9.3.0/9.4.x are not
 OS_VERSION=2.19.6
-OTELCOL_BUILDER_VERSION=v0.161.0
+OTELCOL_BUILDER_VERSION=v0.158.0
 GO_LUMBER_VERSION=v0.1.1
 MVN_DEP_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
 
