@@ -6,6 +6,7 @@ processes table reads several per process.
 
 from __future__ import annotations
 
+import errno
 import os
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -68,3 +69,60 @@ def readlink(path: str) -> str | None:
         return os.readlink(path)
     except OSError:
         return None
+
+
+# --- helpers for the per-process tables (process_envs, process_open_*, sockets, namespaces) ----------
+
+def wanted_pids(proc: str, values: set | None) -> list[int]:
+    """The pids a generator scans: those an `=`/`IN` constraint names (as ints), else every process.
+
+    Non-numeric constraint values cannot match an integer pid and are dropped; SQLite re-checks anyway.
+    """
+    if values is None:
+        return pids(proc)
+    out = set()
+    for v in values:
+        try:
+            out.add(int(v))
+        except (TypeError, ValueError):
+            continue
+    return sorted(p for p in out if p > 0)
+
+
+def fd_links(proc: str, pid: int) -> list[tuple[int, str]]:
+    """(fd, link target) of every descriptor of a process.
+
+    Raises OSError when the fd directory cannot be listed: ENOENT when the process is gone, EACCES when
+    it belongs to another user and we lack CAP_SYS_PTRACE (or a readlink is refused for the same
+    reason). A descriptor closed between listdir and
+    readlink is skipped, as osquery does.
+    """
+    base = f"{proc}/{pid}/fd"
+    out = []
+    for name in os.listdir(base):
+        try:
+            out.append((int(name), os.readlink(f"{base}/{name}")))
+        except ValueError:
+            continue
+        except OSError as e:
+            # Some hardened processes allow listing fd/ but not reading the links: the same denial.
+            if e.errno in (errno.EACCES, errno.EPERM):
+                raise
+            continue
+    return out
+
+
+NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "user", "uts")
+
+
+def ns_inode(proc: str, pid: int | str, name: str) -> int | None:
+    """Inode of a process's namespace from the `<name>:[<inode>]` link in /proc/<pid>/ns, or None.
+
+    Raises OSError like os.readlink (EACCES without ptrace access, ENOENT when the process is gone or
+    the kernel lacks that namespace type).
+    """
+    link = os.readlink(f"{proc}/{pid}/ns/{name}")
+    prefix = name + ":["
+    if link.startswith(prefix) and link.endswith("]") and link[len(prefix):-1].isdigit():
+        return int(link[len(prefix):-1])
+    return None
