@@ -14,12 +14,12 @@ gen_tls() {  # CA + server certificate for 127.0.0.1/localhost, PEM (key in PKCS
   local t=$DATA/tls; mkdir -p "$t"
   openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=Quarry test CA" \
     -keyout "$t/ca.key" -out "$t/ca.pem" -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>>"$LOG"
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$t/server.key" -out "$t/server.csr" 2>>"$LOG"
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>>"$t/openssl.log"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$t/server.key" -out "$t/server.csr" 2>>"$t/openssl.log"
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' > "$t/server.ext"
   openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial -days 30 \
-    -extfile "$t/server.ext" -out "$t/server.crt" 2>>"$LOG"
-  openssl pkcs8 -topk8 -nocrypt -in "$t/server.key" -out "$t/server.p8" 2>>"$LOG"
+    -extfile "$t/server.ext" -out "$t/server.crt" 2>>"$t/openssl.log"
+  openssl pkcs8 -topk8 -nocrypt -in "$t/server.key" -out "$t/server.p8" 2>>"$t/openssl.log"
   cat "$t/server.p8" "$t/server.crt" "$t/ca.pem" > "$t/server-keystore.pem"
 }
 
@@ -64,7 +64,7 @@ message.max.bytes=10485760
 PROPS
   format_extra=()
   if [[ -n $SPORT ]]; then
-    gen_tls
+    gen_tls || die "TLS material generation failed: see $DATA/tls/openssl.log"
     SCRAM_PW=scram-$(openssl rand -hex 8); PLAIN_PW=plain-$(openssl rand -hex 8)
     printf 'KAFKA_SCRAM_USER=quarry-scram\nKAFKA_SCRAM_PASSWORD=%s\nKAFKA_PLAIN_USER=quarry-plain\nKAFKA_PLAIN_PASSWORD=%s\nKAFKA_CA=%s\n' \
       "$SCRAM_PW" "$PLAIN_PW" "$DATA/tls/ca.pem" > "$DATA/credentials.env"
@@ -95,7 +95,9 @@ L4J
   JOPTS=(-Xms256m -Xmx${KAFKA_HEAP:-512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent
          -XX:TieredStopAtLevel=1 -Xshare:auto -Djava.awt.headless=true
          "-Dlog4j2.configurationFile=$DATA/log4j2.properties" "-Dkafka.logs.dir=$DATA")
-  CID=$("$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool random-uuid 2>>"$LOG")
+  CID=$("$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool random-uuid 2>&1) \
+    || { echo "$CID" >> "$LOG"; tail -n 40 "$LOG" >&2; die "StorageTool random-uuid failed (java: $JAVA)"; }
+  CID=$(tail -n 1 <<<"$CID")
   "$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool format -t "$CID" \
     -c "$DATA/server.properties" "${format_extra[@]}" >>"$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; die "storage format failed"; }
   nohup "$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.Kafka "$DATA/server.properties" >>"$LOG" 2>&1 </dev/null &

@@ -398,6 +398,8 @@ class ServerManager:
         except ServerStartError as e:
             self.start_failed = True
             self._errors[name] = f"could not start {name} server:\n{e}"
+            srv = None
+        if srv is None:
             pytest.fail(self._errors[name], pytrace=False)
         self._started[name] = srv
         return srv
