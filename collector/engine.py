@@ -25,12 +25,12 @@ from collector.registry import Registered, all_tables
 from collector.table import Context, Limits, Report, TableSpec
 from collector.vtab import Module
 
-# PRAGMAs that only read; any other PRAGMA with an argument could change state and is refused.
+# PRAGMAs that only read even when given an argument; any other PRAGMA with an argument could change state
+# and is refused (user_version, schema_version, page_size, encoding ... write when given a value).
 _READ_PRAGMAS = frozenset({
     "table_info", "table_xinfo", "table_list", "function_list", "module_list", "pragma_list",
     "collation_list", "database_list", "compile_options", "index_list", "index_info", "index_xinfo",
-    "foreign_key_list", "data_version", "schema_version", "user_version", "application_id",
-    "encoding", "page_size", "page_count", "freelist_count",
+    "foreign_key_list", "data_version", "page_count", "freelist_count",
 })
 
 _DENIED = {

@@ -35,7 +35,7 @@ def test_query_error_exit_status_and_stderr():
 
 
 def test_query_required_column_error():
-    p = run("query", "SELECT * FROM processes JOIN file USING (path)")
+    p = run("query", "SELECT * FROM file WHERE size > 10")
     assert p.returncode != 0
     assert "Table file was queried without a required column in the WHERE clause" in p.stderr
 
@@ -124,3 +124,10 @@ def test_pretty_printer_layout():
         "| xyz | 2.5  |",
         "+-----+------+",
     ]
+
+
+def test_join_feeds_the_required_column():
+    p = run("query", "--csv", f"SELECT p.pid, f.path = p.path FROM processes p JOIN file f USING (path) "
+                              f"WHERE p.pid = {os.getpid()}")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[1:] == [f"{os.getpid()},1"]

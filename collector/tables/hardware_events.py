@@ -1,0 +1,46 @@
+"""hardware_events: hardware add/remove/change events buffered by the daemon (evented)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from collector.table import BIGINT, TEXT, Context, Row, col, table
+
+SPEC = table(
+    'hardware_events',
+    'Hardware (PCI/USB/HID) events from UDEV or IOKit.',
+    columns=[
+        col('action', TEXT, 'Remove, insert, change properties, etc'),
+        col('path', TEXT, 'Local device path assigned (optional)'),
+        col('type', TEXT, 'Type of hardware and hardware event'),
+        col('driver', TEXT, 'Driver claiming the device'),
+        col('vendor', TEXT, 'Hardware device vendor'),
+        col('vendor_id', TEXT, 'Hex encoded Hardware vendor identifier', collate='nocase'),
+        col('model', TEXT, 'Hardware device model'),
+        col('model_id', TEXT, 'Hex encoded Hardware model identifier', collate='nocase'),
+        col('serial', TEXT, 'Device serial (optional)'),
+        col('revision', TEXT, 'Device revision (optional)'),
+        col('time', BIGINT, 'Time of hardware event', additional=True),
+        col('eid', TEXT, 'Event ID', hidden=True),
+    ],
+    evented=True,
+    platforms=('darwin', 'linux'),
+)
+
+
+def generate(ctx: Context) -> Iterator[Row]:
+    """Buffered udev/kernel hardware events.
+
+    In one-shot and shell mode there is no event publisher, so, like osquery's shell with events disabled,
+    the table is empty and says why. The daemon's runtime exposes `events.rows("hardware_events")` (fed by
+    collector.tables._uevent from the kernel uevent netlink socket) and the rows come from there.
+    """
+    store = getattr(ctx.runtime, "events", None)
+    rows = getattr(store, "rows", None) if store is not None else None
+    if rows is None:
+        ctx.note("events are disabled in this mode (no event publisher runs); only the daemon buffers "
+                 "hardware events")
+        return
+    for row in rows("hardware_events"):
+        ctx.check()
+        yield row

@@ -1,0 +1,10 @@
+"""Engine factory for the filesystem table tests (a fixture root and custom scan limits)."""
+
+from __future__ import annotations
+
+from collector.engine import Engine
+from collector.table import Limits
+
+
+def make_engine(root: str = "/", limits: Limits | None = None) -> Engine:
+    return Engine(root=root, limits=limits)
