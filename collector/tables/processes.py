@@ -68,11 +68,7 @@ _DENIED = (errno.EACCES, errno.EPERM)
 
 def generate(ctx: Context) -> Iterator[Row]:
     proc = ctx.path("/proc")
-    wanted = ctx.eq("pid")
-    if wanted is None:
-        pids = _proc.pids(proc)
-    else:
-        pids = sorted({int(p) for p in wanted if isinstance(p, int) or str(p).lstrip("-").isdigit()})
+    pids = _proc.wanted_pids(proc, ctx.eq("pid"))
     btime = _proc.boot_time(proc)
     tick_ms = 1000 / _proc.CLK_TCK
     want_path = ctx.used("path") or ctx.used("on_disk")
