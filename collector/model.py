@@ -105,6 +105,9 @@ class DiffResult:
     counter: int
     reason: str
     snapshot: list[Row] | None = None  # set for snapshot queries instead of added/removed
+    # Added by the results engineer: unix time of the run that started this counter sequence (the run itself
+    # for snapshots); collector.events puts it in event ids so a new baseline never reuses old ids.
+    baseline: float = 0.0
 
     @property
     def empty(self) -> bool:

@@ -13,10 +13,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import collector
 from collector import flags as flagdefs
+
+if TYPE_CHECKING:
+    from collector.eventstore import EventStore
 
 # osquery PlatformType bits: POSIX 0x01, WINDOWS 0x02, BSD 0x04, LINUX 0x08, OSX 0x10, FREEBSD 0x20.
 LINUX_PLATFORM_MASK = 0x01 | 0x08
@@ -132,6 +135,8 @@ class Runtime:
     events: list[EventInfo] = field(default_factory=list)
     # (registry, name) pairs of plugins beyond the tables, with their active state.
     plugins: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # The daemon's collector.eventstore.EventStore; None in the shell (evented tables are then empty).
+    event_store: EventStore | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # --- construction ---------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def check_platform(platform: str | None, build: str | None = None) -> bool:
 
 def machine_shard(hostname: str) -> int:
     """0..100 from the first byte of sha1(hostname), as osquery's getMachineShard."""
-    first = int(hashlib.sha1(hostname.encode()).hexdigest()[:2], 16)
+    first = int(hashlib.sha1(hostname.encode(), usedforsecurity=False).hexdigest()[:2], 16)
     return first * 100 // 255
 
 

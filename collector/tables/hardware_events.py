@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from collector.eventstore import store_of
 from collector.table import BIGINT, TEXT, Context, Row, col, table
 
 SPEC = table(
@@ -32,15 +33,14 @@ def generate(ctx: Context) -> Iterator[Row]:
     """Buffered udev/kernel hardware events.
 
     In one-shot and shell mode there is no event publisher, so, like osquery's shell with events disabled,
-    the table is empty and says why. The daemon's runtime exposes `events.rows("hardware_events")` (fed by
-    collector.tables._uevent from the kernel uevent netlink socket) and the rows come from there.
+    the table is empty and says why. The daemon's runtime carries the event store (`Runtime.event_store`,
+    fed by collector.publishers.uevent from the kernel uevent netlink socket) and the rows come from there.
     """
-    store = getattr(ctx.runtime, "events", None)
-    rows = getattr(store, "rows", None) if store is not None else None
-    if rows is None:
+    store = store_of(ctx.runtime)
+    if store is None:
         ctx.note("events are disabled in this mode (no event publisher runs); only the daemon buffers "
                  "hardware events")
         return
-    for row in rows("hardware_events"):
+    for row in store.rows("hardware_events"):
         ctx.check()
         yield row
