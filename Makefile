@@ -1,4 +1,4 @@
-# Quarry: `make run` starts Quarry on this host, `make test` installs everything and runs the whole suite.
+# Quarry: `make run` starts the daemon on this host, `make test` installs everything and runs the whole suite.
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The daemon on the example config, writing results, status logs and state under ./var (Ctrl-C stops it).
+run: $(STAMP)
+	$(QUARRY) run --config_path=config/quarry.conf --database_path=var/db --logger_path=var/log
+
 # The interactive shell on this host (osqueryi's meta-commands; `.help`).
-run shell: $(STAMP)
+shell: $(STAMP)
 	$(QUARRY) shell
 
 # Install and build the real servers the shipper tests need (cached outside the checkout).

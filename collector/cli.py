@@ -104,6 +104,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from collector.daemon import main as run_daemon
+
+    return run_daemon(args.flags)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from collector.config.check import check_config
+
+    code, text = check_config(args.flags)
+    sys.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+    return code
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quarry", description="osquery-compatible host telemetry as SQL")
     p.add_argument("--version", action="version", version=f"quarry {__version__}")
@@ -123,6 +137,16 @@ def parser() -> argparse.ArgumentParser:
     _common(s)
     s.set_defaults(func=cmd_shell)
 
+    r = sub.add_parser("run", help="the daemon (osqueryd): schedule, differential results, logs, shippers",
+                       description="Flags use osquery's names: --config_path, --flagfile, --database_path, "
+                                   "--logger_path, --host_identifier, --hostfs, ...")
+    r.add_argument("flags", nargs=argparse.REMAINDER, help="osquery-style flags (--name=value)")
+    r.set_defaults(func=cmd_run)
+
+    cc = sub.add_parser("check-config", help="validate a config (osquery --config_check); --explain shows selection")
+    cc.add_argument("flags", nargs=argparse.REMAINDER, help="--config_path, --flagfile, --explain, other flags")
+    cc.set_defaults(func=cmd_check_config)
+
     t = sub.add_parser("tables", help="list the tables")
     t.set_defaults(func=cmd_tables)
 
@@ -133,6 +157,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # run and check-config take osquery's flags verbatim; argparse must not interpret them.
+    passthrough = {"run": cmd_run, "check-config": cmd_check_config}
+    if argv and argv[0] in passthrough and not {"-h", "--help"} & set(argv[1:]):
+        return int(passthrough[argv[0]](argparse.Namespace(flags=argv[1:])))
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -63,6 +63,7 @@ CATALOGUE: tuple[Flag, ...] = (
     _f("watchdog_level", "int32", 0, "Performance limit level (0=normal, 1=restrictive, -1=off)"),
     _f("watchdog_memory_limit", "uint64", 0, "Override watchdog profile memory limit (e.g., 300, for 300MB)"),
     _f("watchdog_utilization_limit", "uint64", 0, "Override watchdog profile CPU utilization limit"),
+    _f("watchdog_latency_limit", "uint64", 0, "Override watchdog profile latency limit (seconds at the limit)"),
     _f("watchdog_delay", "uint64", 60, "Initial delay in seconds before watchdog starts enforcing limits"),
     _f("disable_watchdog", "bool", False, "Disable userland watchdog process"),
     # events
@@ -83,6 +84,9 @@ CATALOGUE: tuple[Flag, ...] = (
     _f("logger_rotate", "bool", False, "Zip and rotate logs"),
     _f("logger_rotate_size", "uint64", 25 * 1024 * 1024, "Size in bytes of log rotation"),
     _f("logger_rotate_max_files", "uint64", 25, "Max number of log files"),
+    _f("logger_mode", "string", "0640", "Octal mode for log files (default '0640')"),
+    _f("log_result_reason", "bool", False,
+       "Quarry: add the reason rows are new (first run, epoch, SQL change, lost state) to results lines"),
     _f("logger_kafka_brokers", "string", "",
        "Bootstrap broker(s) as a comma-separated list of host or host:port (default port 9092)"),
     _f("logger_kafka_topic", "string", "", "Kafka topic to publish logs under"),
