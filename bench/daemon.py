@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         text = re.sub(r'("interval"\s*:\s*)"?(\d+)"?',
                       lambda m: f'{m.group(1)}{max(1, int(m.group(2)) // args.speedup)}', text)
         (tmp / pack.name).write_text(text)
-    conf = tmp / "bench.conf"
+    conf = tmp.parent / (tmp.name + ".conf")
     conf.write_text(json.dumps({"packs": {"*": str(tmp / "*.conf")}}))
     cmd = [sys.executable, "-m", "collector.cli", "run", f"--config_path={conf}", f"--database_path={tmp}/db",
            f"--logger_path={tmp}/log", "--disable_watchdog"]

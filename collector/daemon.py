@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from collector.config import load
 from collector.config.load import Loaded
 from collector.config.validate import validate
@@ -101,11 +103,41 @@ class Daemon:
                 latency_limit=int(self._flag("watchdog_latency_limit")))
             self.watchdog = Watchdog(self.scheduler, limits_, delay=float(self._flag("watchdog_delay")),
                                      on_status=self.on_status)
+        self._build_pipeline()
         self.publishers: list[Any] = []
         if not bool(self._flag("disable_events")):
             self._start_events(root)
         log.info("quarry %s started: %d scheduled queries, config %s", self.runtime.version, len(self.queries),
                  self.loaded.config_path)
+
+    def _build_pipeline(self) -> None:
+        from collector import shipping
+
+        cfg = self.loaded.config
+        db = Path(str(self._flag("database_path")))
+        state_dir = db.parent if db.suffix == ".db" else db
+        self.pipeline, errors = shipping.build(cfg.shippers, self._flags(), cfg.kafka_topics, state_dir,
+                                               on_status=self._pipeline_notice)
+        for e in errors:
+            log.error("%s (this shipper is left out; the others run)", e)
+        if self.pipeline is None:
+            return
+
+        async def results(events: list[Event], docs: list[dict[str, Any]], q: ScheduledQuery) -> None:
+            items = [shipping.Item(e, d, q) for e, d in zip(events, docs)]
+            waited = await self.pipeline.submit_many(items, shippers=list(q.shippers) if q.shippers else None)
+            if waited > 1.0:
+                log.warning("query %s: shippers applied backpressure for %.1f s", q.name, waited)
+
+        async def status(event: dict[str, Any]) -> None:
+            doc = {"host": self.ctx.host_identifier, "time": time.time(), **event}
+            await self.pipeline.submit(shipping.Item(None, doc))
+
+        self.sink, self.status_sink = results, status
+
+    def _pipeline_notice(self, notice: dict[str, Any]) -> None:
+        # Drops and dead letters go to the status log only: feeding them back into the pipeline could loop.
+        self.logger.log_status(1, "shipping: " + orjson.dumps(notice).decode())
 
     def _flags(self) -> dict[str, Any]:
         return {name: setting.value for name, setting in self.loaded.flags.items()}
@@ -167,6 +199,11 @@ class Daemon:
         from collector.config.watch import diff_configs
 
         new = load(cli_flags=self.argv)
+        if reason != "SIGHUP" and new.hash == self.loaded.hash and set(new.files) == set(self.loaded.files):
+            # A watched folder also holds other files (logs, editors' temp files): nothing of the config
+            # changed. Stay quiet: a log line here could itself be the next change in that folder.
+            log.debug("config files unchanged (%s)", reason)
+            return False
         diagnostics = validate(new, self.engine) if not new.fatal else list(new.errors)
         change = diff_configs(self.loaded, new, diagnostics)
         if change.rejected:
@@ -204,6 +241,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.reload("SIGHUP"))))
+        if self.pipeline is not None:
+            await self.pipeline.start()
         sched = loop.create_task(self.scheduler.run())
         self._tasks.append(loop.create_task(self._watch()))
         if self.watchdog is not None:
@@ -222,6 +261,8 @@ class Daemon:
         await self.scheduler.stop(10.0)
         for pub in self.publishers:
             await asyncio.to_thread(pub.stop)
+        if self.pipeline is not None:
+            await self.pipeline.stop(grace=10.0)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

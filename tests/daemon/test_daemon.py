@@ -116,3 +116,24 @@ def test_check_config_cli(tmp_path):
     p = subprocess.run([sys.executable, "-m", "collector.cli", "check-config", f"--config_path={ok}"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_unrelated_files_in_a_watched_folder_do_not_reload(tmp_path):
+    packs = tmp_path / "packs"
+    packs.mkdir()
+    (packs / "p.conf").write_text(json.dumps({"queries": {"one": {"query": "SELECT 1 AS n", "interval": 2,
+                                                                   "run_at_start": True}}}))
+    conf = tmp_path / "quarry.conf"
+    conf.write_text(json.dumps({"packs": {"*": str(packs / "*.conf")}}))
+    d = Daemon(tmp_path, conf)
+    d.wait_for(lambda x: x["name"] == "pack_p_one")
+    for i in range(5):
+        (packs / "notes.txt").write_text(f"edit {i}")
+        time.sleep(0.5)
+    time.sleep(2)
+    assert "config reloaded" not in d.stderr.read_text()
+    (packs / "q.conf").write_text(json.dumps({"queries": {"two": {"query": "SELECT 2 AS n", "interval": 2,
+                                                                   "run_at_start": True}}}))
+    d.wait_for(lambda x: x["name"] == "pack_q_two", timeout=20)
+    assert d.stderr.read_text().count("quarry.daemon: config reloaded") == 1
+    assert d.stop() == 0

@@ -1,0 +1,175 @@
+"""Delivering one batch: encode, send, act on the Outcome, until every record is finished.
+
+A record is finished when the destination acknowledged it (Delivered, or the delivered part of a Partial)
+or when it went to the dead-letter file (Rejected, the rejected part of a Partial, a single record that is
+TooLarge, an encode failure of a single record, or max_elapsed_s passed). Temporary errors (Retry, a send()
+that raised or timed out) are retried with exponential backoff and full jitter — sleep a random time in
+[0, min(max_s, initial_s * 2**attempt)] — and never less than the `after` the destination asked for.
+TooLarge splits the request in halves, recursively. Cancellation (shutdown) leaves the unfinished records
+unfinished: with a spool they are sent again on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from collector.pipeline.api import Delivered, Outcome, Partial, Record, Rejected, Retry, Shipper, TooLarge
+from collector.pipeline.config import ShipperSettings
+from collector.pipeline.metrics import ShipperMetrics
+
+log = logging.getLogger("quarry.pipeline.sender")
+Item = tuple[int, Record]
+DoneFn = Callable[[list[Item]], None]
+DeadFn = Callable[[list[tuple[Item, str]]], None]
+
+
+class RateLimiter:
+    """A token bucket in events/s (0 = unlimited) with one second of burst; a large batch borrows ahead."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._tokens = rate
+        self._last = time.monotonic()
+        self.waited_s = 0.0
+
+    async def acquire(self, n: int) -> None:
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        self._tokens -= n
+        if self._tokens < 0:
+            delay = -self._tokens / self.rate
+            self.waited_s += delay
+            await asyncio.sleep(delay)
+
+
+def backoff(attempt: int, initial_s: float, max_s: float, rng: random.Random | None = None) -> float:
+    """Full jitter: uniform in [0, min(max_s, initial_s * 2**(attempt-1))] for attempt 1, 2, ..."""
+    ceiling = min(max_s, initial_s * (2 ** min(attempt - 1, 62)))
+    return (rng or random).uniform(0, ceiling)
+
+
+class Sender:
+    def __init__(self, shipper: Shipper, settings: ShipperSettings, metrics: ShipperMetrics,
+                 on_done: DoneFn, on_dead: DeadFn, rate: RateLimiter, rng: random.Random | None = None) -> None:
+        self.shipper, self.settings, self.metrics = shipper, settings, metrics
+        self._done, self._dead, self._rate = on_done, on_dead, rate
+        self._rng = rng or random.Random()
+
+    async def deliver(self, items: list[Item]) -> None:
+        """Until each item is finished; the halves of a split go in order, one request at a time."""
+        stack = [items]
+        while stack:
+            part = stack.pop()
+            halves = await self._deliver_part(part)
+            if halves:
+                stack.extend(reversed(halves))
+
+    async def _deliver_part(self, items: list[Item]) -> list[list[Item]] | None:
+        """Finish `items`, or return the halves to deliver instead."""
+        retry = self.settings.retry
+        attempt = 0
+        started = time.monotonic()
+        while items:
+            records = [r for _, r in items]
+            try:
+                request = self.shipper.encode(records)
+            except Exception as e:  # a shipper bug on one record must not stall the rest: isolate it
+                log.exception("shipper %s: encode failed for %d record(s)", self.shipper.name, len(items))
+                if len(items) > 1:
+                    self.metrics.splits += 1
+                    return _halves(items)
+                self._dead([(items[0], f"encode failed: {type(e).__name__}: {e}")])
+                return None
+            await self._rate.acquire(len(items))
+            outcome = await self._send(request, len(items), attempt)
+            reason, after = "", None
+            if isinstance(outcome, Delivered):
+                self._ok(items)
+                return None
+            if isinstance(outcome, Rejected):
+                self._ok([])
+                self._dead([(it, outcome.reason) for it in items])
+                return None
+            if isinstance(outcome, TooLarge):
+                self._ok([])
+                if len(items) == 1:
+                    self._dead([(items[0], f"too large for the destination: {outcome.reason}")])
+                    return None
+                self.metrics.splits += 1
+                return _halves(items)
+            if isinstance(outcome, Partial):
+                items, reason, after = self._partial(items, outcome)
+                if not items:
+                    return None
+            else:  # Retry
+                reason, after = outcome.reason, outcome.after
+                self._failed(reason)
+            attempt += 1
+            self.metrics.retried += len(items)
+            if retry.max_elapsed_s is not None and time.monotonic() - started >= retry.max_elapsed_s:
+                self._dead([(it, f"gave up after {retry.max_elapsed_s:g}s of retries: {reason}")
+                            for it in items])
+                return None
+            delay = backoff(attempt, retry.initial_s, retry.max_s, self._rng)
+            if after is not None:
+                delay = max(delay, min(after, 3600.0))  # honour Retry-After, within reason
+            await asyncio.sleep(delay)
+        return None
+
+    async def _send(self, request: object, n: int, attempt: int) -> Outcome:
+        m = self.metrics
+        m.sent += n
+        m.requests += 1
+        m.in_flight += n
+        m.in_flight_requests += 1
+        try:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result and drops a
+            # cancellation that arrives as send() completes, and shutdown would then sleep on in backoff
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                outcome = await self.shipper.send(request)  # type: ignore[arg-type]
+            if not isinstance(outcome, Delivered | Retry | Rejected | Partial | TooLarge):
+                return Retry(f"send returned {outcome!r}, not an Outcome")
+            return outcome
+        except TimeoutError:
+            return Retry(f"send timed out after {self.settings.request_timeout_s:g}s")
+        except Exception as e:  # noqa: BLE001 - a shipper should classify; if send raised, it is temporary
+            log.warning("shipper %s: send raised %s: %s (retrying)", self.shipper.name, type(e).__name__, e)
+            return Retry(f"send raised {type(e).__name__}: {e}")
+        finally:
+            m.in_flight -= n
+            m.in_flight_requests -= 1
+
+    def _partial(self, items: list[Item], p: Partial) -> tuple[list[Item], str, float | None]:
+        n = len(items)
+        retry_idx = sorted({i for i in p.retry if 0 <= i < n})
+        rejected = {i: reason for i, reason in p.rejected if 0 <= i < n and i not in retry_idx}
+        delivered = [it for i, it in enumerate(items) if i not in rejected and i not in set(retry_idx)]
+        self._ok(delivered)
+        if rejected:
+            self._dead([(items[i], reason) for i, reason in sorted(rejected.items())])
+        again = [items[i] for i in retry_idx]
+        if again:
+            self._failed(p.retry_reason or "partial failure")
+        return again, p.retry_reason or "partial failure", p.after
+
+    def _ok(self, items: list[Item]) -> None:
+        self.metrics.consecutive_failures = 0
+        if items:
+            self.metrics.acked += len(items)
+            self._done(items)
+
+    def _failed(self, reason: str) -> None:
+        self.metrics.consecutive_failures += 1
+        self.metrics.error(reason)
+
+
+def _halves(items: list[Item]) -> list[list[Item]]:
+    mid = len(items) // 2
+    return [items[:mid], items[mid:]]
