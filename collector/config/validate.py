@@ -13,7 +13,7 @@ shippers that are not defined.
 from __future__ import annotations
 
 from collector.config.load import Loaded
-from collector.config.selection import SQLEngine
+from collector.config.selection import Config, SQLEngine
 from collector.config.selectors import build_platform, check_platform
 from collector.errors import QueryError
 from collector.model import Diagnostic, Place
@@ -65,9 +65,21 @@ def validate(loaded: Loaded, engine: SQLEngine, *, platform: str | None = None) 
             if shipper not in config.shippers:
                 diags.append(Diagnostic("warning", f"query {q.name}: shipper {shipper!r} is not defined "
                                                    "under `shippers`", q.place))
+    diags.extend(_shippers(config))
     loaded.diagnostics.extend(diags)
     loaded.validated = True
     return sort(loaded)
+
+
+def _shippers(config: Config) -> list[Diagnostic]:
+    """Each shipper's settings through its own validator (the shipping layer), placed at its entry."""
+    from collector.pipeline import validate_shipper
+
+    out = []
+    for name, raw in config.shippers.items():
+        for problem in validate_shipper(name, raw):
+            out.append(Diagnostic("error", problem, config.key_places.get(("shippers", name))))
+    return out
 
 
 def sort(loaded: Loaded) -> list[Diagnostic]:

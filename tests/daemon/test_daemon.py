@@ -137,3 +137,14 @@ def test_unrelated_files_in_a_watched_folder_do_not_reload(tmp_path):
     d.wait_for(lambda x: x["name"] == "pack_q_two", timeout=20)
     assert d.stderr.read_text().count("quarry.daemon: config reloaded") == 1
     assert d.stop() == 0
+
+
+def test_check_config_validates_shippers(tmp_path):
+    conf = tmp_path / "quarry.conf"
+    conf.write_text('{\n  "schedule": {},\n  "shippers": {\n    "k": {"type": "kafka", "acks": "sometimes",'
+                    ' "brokers": ["127.0.0.1:9"], "topic": "t"},\n    "x": {"type": "carrier_pigeon"}\n  }\n}\n')
+    p = subprocess.run([sys.executable, "-m", "collector.cli", "check-config", f"--config_path={conf}"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert f"{conf}:4:" in p.stdout and "shippers.k" in p.stdout and "acks" in p.stdout
+    assert f"{conf}:5:" in p.stdout and "shippers.x.type" in p.stdout
