@@ -7,6 +7,7 @@ along, reloads the config when it changes, and shuts everything down in order.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -281,4 +282,7 @@ def main(argv: Sequence[str]) -> int:
         log.error("%s", e)
         return 1
     os.umask(0o027)
+    # Start-up objects (tables, specs, mapping, config) live as long as the process: keep them out of the
+    # collector's scans, which otherwise cost about a quarter of the pipeline's drain rate.
+    gc.freeze()
     return asyncio.run(daemon.run())
