@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from collector.table import Context
 from collector.tables._passwd import Passwd, read_passwd
@@ -100,8 +100,10 @@ class Unreadable:
             ctx.missing([], f"{self.other} {what} file(s) unreadable: {self.reason}", None, rows=self.other)
 
 
-def read_lines(real: str, bad: Unreadable) -> Iterator[str]:
-    """Lines of a text file without their newline; nothing (and a count in `bad`) when unreadable."""
+def read_lines(real: str, bad: Unreadable, unescape: Callable[[bytes], bytes] | None = None) -> Iterator[str]:
+    """Lines of a text file without their newline; nothing (and a count in `bad`) when unreadable.
+
+    `unescape` undoes a file's own byte encoding before UTF-8 decoding (zsh's metafied history)."""
     try:
         f = open(real, "rb")
     except OSError as e:
@@ -110,7 +112,8 @@ def read_lines(real: str, bad: Unreadable) -> Iterator[str]:
     with f:
         try:
             for raw in f:
-                yield raw.rstrip(b"\n").decode("utf-8", "replace")
+                line = raw.rstrip(b"\n")
+                yield (unescape(line) if unescape else line).decode("utf-8", "replace")
         except OSError as e:  # EISDIR and friends surface on the first read
             bad.add(e)
 

@@ -112,14 +112,18 @@ def gen_etc_services(ctx: Context) -> Iterator[Row]:
         yield from parse_services(text)
 
 
-def parse_services(text: str) -> Iterator[Row]:
+def _entries(text: str) -> Iterator[tuple[list[str], list[str]]]:
+    """(fields, comment pieces) of each non-comment line, split as osquery splits /etc/services and protocols."""
     for line in text.split("\n"):
         if not line or line.startswith("#"):
             continue
         pieces = [p for p in line.split("#") if p.strip()]
-        if not pieces:
-            continue
-        info = pieces[0].split()
+        if pieces:
+            yield pieces[0].split(), pieces[1:]
+
+
+def parse_services(text: str) -> Iterator[Row]:
+    for info, comment in _entries(text):
         if len(info) < 2:
             continue
         port_proto = [p for p in info[1].split("/") if p]
@@ -130,7 +134,7 @@ def parse_services(text: str) -> Iterator[Row]:
             "port": int(port_proto[0]),
             "protocol": port_proto[1],
             "aliases": " ".join(info[2:]),
-            "comment": _comment(pieces[1:]),
+            "comment": _comment(comment),
         }
 
 
@@ -141,18 +145,12 @@ def gen_etc_protocols(ctx: Context) -> Iterator[Row]:
 
 
 def parse_protocols(text: str) -> Iterator[Row]:
-    for line in text.split("\n"):
-        if not line or line.startswith("#"):
-            continue
-        pieces = [p for p in line.split("#") if p.strip()]
-        if not pieces:
-            continue
-        fields = pieces[0].split()
+    for fields, comment in _entries(text):
         if len(fields) < 2 or not fields[1].isdigit():
             continue
         yield {
             "name": fields[0],
             "number": int(fields[1]),
             "alias": fields[2] if len(fields) > 2 else None,
-            "comment": _comment(pieces[1:]),
+            "comment": _comment(comment),
         }

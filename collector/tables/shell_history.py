@@ -86,19 +86,6 @@ def _unmetafy(raw: bytes) -> bytes:
     return bytes(out)
 
 
-def _zsh_lines(real: str, bad: acc.Unreadable) -> Iterator[str]:
-    try:
-        f = open(real, "rb")
-    except OSError as e:
-        bad.add(e)
-        return
-    with f:
-        try:
-            for raw in f:
-                yield _unmetafy(raw.rstrip(b"\n")).decode("utf-8", "replace")
-        except OSError as e:
-            bad.add(e)
-
 
 def parse_fish(lines: Iterator[str]) -> Iterator[tuple[int, str]]:
     """(time, command) pairs of a fish_history file."""
@@ -151,7 +138,7 @@ def generate(ctx: Context) -> Iterator[Row]:
         for host, name in files:
             real = ctx.path(host)
             if name in _ZSH_FILES:
-                entries = parse_history(_zsh_lines(real, bad), zsh=True)
+                entries = parse_history(acc.read_lines(real, bad, _unmetafy), zsh=True)
             else:
                 entries = parse_history(acc.read_lines(real, bad))
             for n, (ts, command) in enumerate(entries):
