@@ -78,13 +78,17 @@ def test_user_ssh_keys(acct):
 
 
 @pytest.mark.skipif(not shutil.which("ssh-keygen"), reason="ssh-keygen not installed")
-def test_user_ssh_keys_vs_ssh_keygen(fixtures):
+def test_user_ssh_keys_vs_ssh_keygen(fixtures, tmp_path):
     # ssh-keygen -l reads the unencrypted keys independently: bit size and family must agree.
     family = {"ED25519": ("ed25519",), "RSA": ("rsa",), "ECDSA": ("ec", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521")}
     checked = 0
-    for path, (enc, ktype, _g, bits, _s) in EXPECTED_KEYS.items():
+    for i, (path, (enc, ktype, _g, bits, _s)) in enumerate(EXPECTED_KEYS.items()):
         real = fixtures / "accounts" / path.lstrip("/")
-        out = subprocess.run(["ssh-keygen", "-l", "-f", str(real)], capture_output=True, text=True)
+        # git checks files out 0644 and ssh-keygen refuses private keys readable by others: use a 0600 copy
+        copy = tmp_path / f"key{i}"
+        copy.write_bytes(real.read_bytes())
+        copy.chmod(0o600)
+        out = subprocess.run(["ssh-keygen", "-l", "-f", str(copy)], capture_output=True, text=True)
         if enc or out.returncode != 0:
             continue  # encrypted, or a PEM flavour this OpenSSH cannot fingerprint
         m = re.match(r"(\d+) \S+ .* \((\w+)\)$", out.stdout.strip())
