@@ -34,8 +34,8 @@ WANT=${*:-apt user kafka es os otelcol lumberjack}
 want() { [[ " $WANT " == *" $1 "* ]]; }
 
 if want apt; then
-  step apt "Debian packages (kcat, rsyslog + omkafka/omelasticsearch, unzip, openssl)"
-  pkgs=(kcat rsyslog rsyslog-kafka rsyslog-elasticsearch unzip openssl)
+  step apt "Debian packages (kcat, rsyslog + omkafka/omelasticsearch, unzip, openssl; iptables, pci.ids, usb.ids for the live table tests)"
+  pkgs=(kcat rsyslog rsyslog-kafka rsyslog-elasticsearch unzip openssl iptables pci.ids usb.ids openssh-client iproute2)
   missing=()
   for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
   if ((${#missing[@]})); then
