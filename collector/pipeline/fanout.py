@@ -65,7 +65,9 @@ class Pipeline:
             s = (settings or {}).get(sh.name) or ShipperSettings(name=sh.name, type=sh.type, format=sh.format)
             self.runners[sh.name] = Runner(sh, s, self.state_dir, reporter=self.reporter,
                                            spool_write=spool_write)
-        self._formats = {name: r.settings.format for name, r in self.runners.items()}
+        # The shipper decides what it sends (elasticsearch defaults to ecs): render for its format, not the
+        # settings' generic default.
+        self._formats = {name: r.shipper.format for name, r in self.runners.items()}
         self._accepting = False
         self._task: asyncio.Task[None] | None = None
 
@@ -104,7 +106,7 @@ class Pipeline:
         rendered: dict[str, list[Record]] = {}
         work = []
         for runner in targets:
-            fmt = runner.settings.format
+            fmt = runner.shipper.format
             if fmt not in rendered:
                 rendered[fmt] = self._render_all(events, fmt, runner)
             if rendered[fmt]:
@@ -134,7 +136,7 @@ class Pipeline:
             except Exception as e:  # the daemon's renderer failed on one event: count it, keep the rest
                 log.exception("cannot render an event as %s", fmt)
                 for r in self.runners.values():
-                    if r.settings.format == fmt:
+                    if r.shipper.format == fmt:
                         r.metrics.drop("render_failed", 1)
                 self.reporter.add("drop", runner.name, f"render as {fmt} failed: {e}", [], rows=1, size=0)
         return out

@@ -266,7 +266,7 @@ class Runner:
 
     # --- status --------------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        snap: dict[str, Any] = {"shipper": self.name, "type": self.settings.type, "format": self.settings.format,
+        snap: dict[str, Any] = {"shipper": self.name, "type": self.settings.type, "format": self.shipper.format,
                                 **self.metrics.counters()}
         snap["queued_events"] = len(self.queue)
         snap["queued_bytes"] = self.queue.bytes
