@@ -27,6 +27,7 @@ async def test_a_dead_sink_does_not_stall_the_others(tmp_path):
 
 async def test_routing_and_one_render_per_format(tmp_path):
     a, b, c = FakeShipper("a"), FakeShipper("b"), FakeShipper("c")
+    b.format = c.format = "ecs"  # a shipper's declared format is what it is rendered in
     calls: list[tuple[int, str]] = []
 
     def render(event: int, fmt: str) -> Record:
