@@ -181,6 +181,8 @@ class Daemon:
         diff = self.diffs.apply(run, event_table=bool(self._flag("events_optimize")) and is_event_query(q.sql))
         if diff.empty and diff.counter != 0:
             return
+        if q.skip_empty and diff.snapshot is not None and not diff.snapshot:
+            return
         # The context is shared; no await happens between setting the decorations and rendering.
         self.ctx.decorations = dict(decorations)
         events = events_for(diff, self.ctx, q)

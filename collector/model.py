@@ -50,6 +50,10 @@ class ScheduledQuery:
     startup_priority: int | None = None  # osquery: run once at start, ascending
     run_at_start: bool = False  # Quarry opt-in: run as soon as the daemon starts, then on schedule
     shippers: tuple[str, ...] | None = None  # routing (shipping issue); None = every shipper
+    # Per-query destination overrides the shippers honour: topic (kafka), index (elasticsearch/opensearch,
+    # splunk_hec), file (file), sourcetype (splunk_hec).
+    route: tuple[tuple[str, str], ...] = ()
+    skip_empty: bool = False  # Quarry: an empty snapshot is neither logged nor shipped
     place: Place | None = None
 
 

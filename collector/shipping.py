@@ -41,9 +41,10 @@ def render(item: Item, fmt: str) -> Record:
                       name="quarry.status", kind="status", time=float(doc.get("time") or time.time()),
                       host=str(doc.get("host", "")))
     payload = ev.osquery_line().rstrip(b"\n") if fmt == "osquery" else orjson.dumps(item.document)
+    route = dict(item.query.route) if item.query is not None else {}
     return Record(id=ev.event_id, payload=payload, name=ev.name,
                   kind="snapshot" if ev.action == "snapshot" else "result", table=ev.table,
-                  time=float(ev.unix_time), host=ev.host_identifier)
+                  time=float(ev.unix_time), host=ev.host_identifier, route=route)
 
 
 def shipper_configs(shippers: Mapping[str, Any], flags: Mapping[str, Any],

@@ -19,7 +19,9 @@ RESERVED_PREFIXES = ("query.", "cache.", "config_views.")  # osquery kReservedDb
 RESERVED_SUFFIXES = ("epoch", "counter")
 
 QUERY_KEYS = frozenset({"query", "interval", "snapshot", "removed", "platform", "version", "shard",
-                        "denylist", "description", "startup_priority", "run_at_start", "shippers"})
+                        "denylist", "description", "startup_priority", "run_at_start", "shippers",
+                        "route", "skip_empty"})
+ROUTE_KEYS = frozenset({"topic", "index", "file", "sourcetype"})
 QUERY_INFO_KEYS = frozenset({"value", "oncall"})  # informational in osquery's own packs
 PACK_KEYS = frozenset({"queries", "discovery", "platform", "version", "shard", "oncall"})
 
@@ -178,6 +180,16 @@ def scheduled_query(r: Report, path: KeyPath, name: str, pack: str | None,
             r.drop((*path, "shippers"), name, "`shippers` must be a list of shipper names", "error")
             return None
         shippers = tuple(value)
+    route: tuple[tuple[str, str], ...] = ()
+    if "route" in entry:
+        value = entry["route"]
+        if (not isinstance(value, dict) or not set(value) <= ROUTE_KEYS
+                or not all(isinstance(v, str) and v for v in value.values())):
+            # A misrouted result is worse than none: drop the query and say why.
+            r.drop((*path, "route"), name, "`route` must be an object with string values for "
+                   + ", ".join(sorted(ROUTE_KEYS)), "error")
+            return None
+        route = tuple(sorted(value.items()))
     return ScheduledQuery(
         name=name, sql=sql, interval=seconds,
         snapshot=_bool(r, entry, path, "snapshot", False),
@@ -188,6 +200,7 @@ def scheduled_query(r: Report, path: KeyPath, name: str, pack: str | None,
         denylist=_bool(r, entry, path, "denylist", True),
         description=_text(r, entry, path, "description") or "",
         pack=pack, startup_priority=priority, run_at_start=run_at_start, shippers=shippers, place=where,
+        route=route, skip_empty=_bool(r, entry, path, "skip_empty", False),
     )
 
 

@@ -148,3 +148,37 @@ def test_check_config_validates_shippers(tmp_path):
     assert p.returncode == 1
     assert f"{conf}:4:" in p.stdout and "shippers.k" in p.stdout and "acks" in p.stdout
     assert f"{conf}:5:" in p.stdout and "shippers.x.type" in p.stdout
+
+
+def test_route_and_skip_empty(tmp_path):
+    conf = tmp_path / "quarry.conf"
+    out = tmp_path / "ship"
+    write_config(conf, {
+        "routed": {"query": "SELECT 1 AS n", "interval": 3600, "run_at_start": True, "route": {"file": "own.log"}},
+        "plain": {"query": "SELECT 2 AS n", "interval": 3600, "run_at_start": True},
+        "empty_skipped": {"query": "SELECT 1 AS n WHERE 0", "interval": 2, "snapshot": True,
+                          "run_at_start": True, "skip_empty": True},
+        "empty_logged": {"query": "SELECT 1 AS n WHERE 0", "interval": 2, "snapshot": True, "run_at_start": True},
+    }, shippers={"local": {"type": "file", "dir": str(out)}})
+    d = Daemon(tmp_path, conf)
+    d.wait_for(lambda x: x["name"] == "plain")
+    deadline = time.monotonic() + 20
+    while not (out / "own.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    assert d.stop() == 0
+    own = [json.loads(x)["name"] for x in (out / "own.log").read_text().splitlines()]
+    results = [json.loads(x)["name"] for x in (out / "osqueryd.results.log").read_text().splitlines()]
+    assert own == ["routed"] and results == ["plain"]
+    snaps = [json.loads(x) for x in (tmp_path / "log" / "osqueryd.snapshots.log").read_text().splitlines()]
+    assert {s["name"] for s in snaps} == {"empty_logged"} and all(s["snapshot"] == [] for s in snaps)
+    shipped = (out / "osqueryd.snapshots.log")
+    assert "empty_skipped" not in (shipped.read_text() if shipped.exists() else "")
+
+
+def test_bad_route_drops_the_query_with_its_place(tmp_path):
+    conf = tmp_path / "quarry.conf"
+    conf.write_text('{"schedule": {\n "q": {"query": "SELECT 1", "interval": 10, "route": {"topik": "x"}}\n}}\n')
+    p = subprocess.run([sys.executable, "-m", "collector.cli", "check-config", f"--config_path={conf}"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and f"{conf}:2:" in p.stdout and "route" in p.stdout
