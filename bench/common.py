@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 
@@ -28,3 +29,30 @@ def measure(fn: Callable[[], object], runs: int = 7, warmup: int = 1) -> Timing:
         fn()
         samples.append(time.perf_counter() - t)
     return Timing(statistics.median(samples), min(samples), max(samples), runs)
+
+
+async def send_batches(shipper: Any, batches: list[list[Any]], concurrency: int) -> float:
+    """Seconds for `concurrency` workers to encode and send every batch through one opened shipper.
+
+    Exits with the first non-delivered outcome: a throughput figure is only meaningful when all arrived.
+    """
+    import asyncio
+
+    from collector.pipeline.api import Delivered
+
+    todo = list(reversed(batches))
+    failed: list[tuple[int, Any]] = []
+
+    async def worker() -> None:
+        while todo:
+            batch = todo.pop()
+            out = await shipper.send(shipper.encode(batch))
+            if out != Delivered():
+                failed.append((len(batch), out))
+
+    t = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    dt = time.perf_counter() - t
+    if failed:
+        raise SystemExit(f"{shipper.name}: {sum(n for n, _ in failed)} events not delivered, first: {failed[0][1]}")
+    return dt

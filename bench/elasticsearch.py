@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.pipeline.api import Delivered
+from bench.common import send_batches
 from tests.servers.plugin import free_port
 from tests.shippers.elasticsearch import realserver as rs
 
@@ -32,22 +32,10 @@ async def run_shipper(flavor: str, url: str, batches: list[list], conc: int = 2)
     ns = rs.namespace()
     sh = rs.make(flavor, url, ns)
     await sh.open()
-    todo = list(range(len(batches)))
-    bad = []
-
-    async def worker() -> None:
-        while todo:
-            i = todo.pop()
-            out = await sh.send(sh.encode(batches[i]))
-            if out != Delivered():
-                bad.append(out)
-
-    t = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(conc)))
-    dt = time.perf_counter() - t
-    await sh.close()
-    assert not bad, bad[:1]
-    return dt
+    try:
+        return await send_batches(sh, batches, conc)
+    finally:
+        await sh.close()
 
 
 def run_curl(flavor: str, url: str, batches: list[list], conc: int = 2) -> float:

@@ -17,7 +17,6 @@ import asyncio
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,8 +24,9 @@ from pathlib import Path
 
 import httpx
 
+from bench.common import send_batches
 from bench.kafka import make_records
-from collector.pipeline.api import Delivered, Record
+from collector.pipeline.api import Record
 from shippers.splunk_hec import create
 from shippers.splunk_hec.encode import compress
 
@@ -38,24 +38,10 @@ async def run_shipper(url: str, token: str, recs: list[Record], batch: int, conc
     s = create("bench", None, {"type": "splunk_hec", "url": url, "token": token, "gzip_level": level,
                                "max_connections": concurrency})
     await s.open()
-    queue = [recs[i:i + batch] for i in range(0, len(recs), batch)]
-    undelivered = 0
-
-    async def worker() -> None:
-        nonlocal undelivered
-        while queue:
-            chunk = queue.pop(0)
-            out = await s.send(s.encode(chunk))
-            if out != Delivered():
-                print(out, file=sys.stderr)
-                undelivered += len(chunk)
-
-    t = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    dt = time.perf_counter() - t
-    await s.close()
-    if undelivered:
-        raise SystemExit(f"shipper: {undelivered} events not delivered")
+    try:
+        dt = await send_batches(s, [recs[i:i + batch] for i in range(0, len(recs), batch)], concurrency)
+    finally:
+        await s.close()
     return dt
 
 

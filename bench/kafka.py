@@ -25,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.common import send_batches
 from collector.pipeline.api import Delivered, Record
 from shippers.kafka import create
 
@@ -65,24 +66,10 @@ async def run_shipper(brokers: str, topic: str, recs: list[Record], batch: int, 
     await s.open()
     warm = await s.send(s.encode(make_records(10)))  # topic creation and metadata out of the timing
     assert warm == Delivered(), warm
-    queue = [recs[i:i + batch] for i in range(0, len(recs), batch)]
-    undelivered = 0
-
-    async def worker() -> None:
-        nonlocal undelivered
-        while queue:
-            chunk = queue.pop(0)
-            out = await s.send(s.encode(chunk))
-            if out != Delivered():
-                undelivered += len(chunk)
-
-    t = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    dt = time.perf_counter() - t
-    await s.close()
-    if undelivered:
-        raise SystemExit(f"shipper: {undelivered} events not delivered")
-    return dt
+    try:
+        return await send_batches(s, [recs[i:i + batch] for i in range(0, len(recs), batch)], concurrency)
+    finally:
+        await s.close()
 
 
 def run_kcat(kcat: str, brokers: str, topic: str, recs: list[Record], codec: str) -> float:
