@@ -59,6 +59,16 @@ class Answer:
     body: Any  # parsed JSON (dict), or text when the server did not answer JSON
 
 
+def request_headers(body: bytes | None, *, gzipped: bool, ndjson: bool) -> dict[str, str]:
+    """The headers of one request, the same for both products' clients."""
+    headers = {"accept": "application/json"}
+    if body is not None:
+        headers["content-type"] = "application/x-ndjson" if ndjson else "application/json"
+        if gzipped:
+            headers["content-encoding"] = "gzip"
+    return headers
+
+
 class BulkClient(Protocol):
     flavor: str
 

@@ -13,7 +13,7 @@ from elastic_transport import ApiError as TransportApiError
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from .bulk import Answer, ConnectFailed
+from .bulk import Answer, ConnectFailed, request_headers
 from .options import BulkConfig
 
 
@@ -38,11 +38,7 @@ class ElasticsearchClient:
 
     async def request(self, method: str, path: str, *, body: bytes | None = None, gzipped: bool = False,
                       params: dict[str, str] | None = None, ndjson: bool = False, timeout: float) -> Answer:
-        headers = {"accept": "application/json"}
-        if body is not None:
-            headers["content-type"] = "application/x-ndjson" if ndjson else "application/json"
-            if gzipped:
-                headers["content-encoding"] = "gzip"
+        headers = request_headers(body, gzipped=gzipped, ndjson=ndjson)
         try:
             resp = await self.es.options(request_timeout=timeout).perform_request(
                 method, path, params=params, headers=headers, body=body)

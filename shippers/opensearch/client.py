@@ -12,7 +12,7 @@ from typing import Any
 from opensearchpy import AsyncOpenSearch
 from opensearchpy import exceptions as oe
 
-from shippers.elasticsearch.bulk import Answer, ConnectFailed
+from shippers.elasticsearch.bulk import Answer, ConnectFailed, request_headers
 from shippers.elasticsearch.options import BulkConfig
 
 
@@ -33,11 +33,7 @@ class OpenSearchClient:
 
     async def request(self, method: str, path: str, *, body: bytes | None = None, gzipped: bool = False,
                       params: dict[str, str] | None = None, ndjson: bool = False, timeout: float) -> Answer:
-        headers = {"accept": "application/json"}
-        if body is not None:
-            headers["content-type"] = "application/x-ndjson" if ndjson else "application/json"
-            if gzipped:
-                headers["content-encoding"] = "gzip"
+        headers = request_headers(body, gzipped=gzipped, ndjson=ndjson)
         try:
             data = await self.os.transport.perform_request(method, path, params=params, body=body,
                                                            headers=headers, timeout=timeout)
