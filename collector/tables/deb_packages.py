@@ -6,7 +6,6 @@ osquery reads the same files through libdpkg: every package whose status is not 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 from collector.table import BIGINT, INTEGER, TEXT, Context, Row, col, table

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from collector.eventstore import store_of
+from collector.tables._events import buffered
 from collector.table import BIGINT, INTEGER, TEXT, Context, Row, col, table
 
 SPEC = table(
@@ -41,11 +41,4 @@ SPEC = table(
 
 
 def generate(ctx: Context) -> Iterator[Row]:
-    store = store_of(ctx.runtime)
-    if store is None:
-        ctx.note("events are disabled in this mode (no event publisher runs); only the daemon buffers "
-                 "file events")
-        return
-    for row in store.rows("file_events"):
-        ctx.check()
-        yield row
+    yield from buffered(ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from collector.eventstore import store_of
+from collector.tables._events import buffered
 from collector.table import BIGINT, TEXT, Context, Row, col, table
 
 SPEC = table(
@@ -36,11 +36,4 @@ def generate(ctx: Context) -> Iterator[Row]:
     the table is empty and says why. The daemon's runtime carries the event store (`Runtime.event_store`,
     fed by collector.publishers.uevent from the kernel uevent netlink socket) and the rows come from there.
     """
-    store = store_of(ctx.runtime)
-    if store is None:
-        ctx.note("events are disabled in this mode (no event publisher runs); only the daemon buffers "
-                 "hardware events")
-        return
-    for row in store.rows("hardware_events"):
-        ctx.check()
-        yield row
+    yield from buffered(ctx)
