@@ -23,7 +23,8 @@ QUERY_KEYS = frozenset({"query", "interval", "snapshot", "removed", "platform", 
                         "route", "skip_empty"})
 ROUTE_KEYS = frozenset({"topic", "index", "file", "sourcetype"})
 QUERY_INFO_KEYS = frozenset({"value", "oncall"})  # informational in osquery's own packs
-PACK_KEYS = frozenset({"queries", "discovery", "platform", "version", "shard", "oncall"})
+PACK_KEYS = frozenset({"queries", "discovery", "platform", "version", "shard", "oncall", "shippers", "route",
+                       "skip_empty"})
 
 
 @dataclass
@@ -135,7 +136,7 @@ def reserved(name: str) -> bool:
 
 
 def scheduled_query(r: Report, path: KeyPath, name: str, pack: str | None,
-                    default_interval: int) -> ScheduledQuery | None:
+                    default_interval: int, inherited: Routing | None = None) -> ScheduledQuery | None:
     """One `schedule` or pack `queries` entry; None (with a diagnostic) when it cannot be scheduled."""
     entry = _at(r.doc.value, path)
     where = r.doc.place(*path)
@@ -159,6 +160,7 @@ def scheduled_query(r: Report, path: KeyPath, name: str, pack: str | None,
     seconds = interval(r, entry, path, name, default_interval)
     if seconds is None:
         return None
+    inherited = inherited or Routing()
     priority = None
     if "startup_priority" in entry:
         priority = value_to_size(entry["startup_priority"])
@@ -172,24 +174,9 @@ def scheduled_query(r: Report, path: KeyPath, name: str, pack: str | None,
         else:
             r.warn((*path, "run_at_start"), f"{path_text((*path, 'run_at_start'))}: expected true or false; "
                                             "read as false")
-    shippers: tuple[str, ...] | None = None
-    if "shippers" in entry:
-        value = entry["shippers"]
-        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-            # Routing must not silently widen to every shipper: drop the query instead.
-            r.drop((*path, "shippers"), name, "`shippers` must be a list of shipper names", "error")
-            return None
-        shippers = tuple(value)
-    route: tuple[tuple[str, str], ...] = ()
-    if "route" in entry:
-        value = entry["route"]
-        if (not isinstance(value, dict) or not set(value) <= ROUTE_KEYS
-                or not all(isinstance(v, str) and v for v in value.values())):
-            # A misrouted result is worse than none: drop the query and say why.
-            r.drop((*path, "route"), name, "`route` must be an object with string values for "
-                   + ", ".join(sorted(ROUTE_KEYS)), "error")
-            return None
-        route = tuple(sorted(value.items()))
+    routing = _routing(r, entry, path, name, inherited)
+    if routing is None:
+        return None
     return ScheduledQuery(
         name=name, sql=sql, interval=seconds,
         snapshot=_bool(r, entry, path, "snapshot", False),
@@ -199,9 +186,46 @@ def scheduled_query(r: Report, path: KeyPath, name: str, pack: str | None,
         shard=shard(r, entry, path),
         denylist=_bool(r, entry, path, "denylist", True),
         description=_text(r, entry, path, "description") or "",
-        pack=pack, startup_priority=priority, run_at_start=run_at_start, shippers=shippers, place=where,
-        route=route, skip_empty=_bool(r, entry, path, "skip_empty", False),
+        pack=pack, startup_priority=priority, run_at_start=run_at_start, shippers=routing.shippers,
+        place=where, route=routing.route, skip_empty=routing.skip_empty,
     )
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where a query's results go: a pack's setting is the default of each of its queries."""
+
+    shippers: tuple[str, ...] | None = None
+    route: tuple[tuple[str, str], ...] = ()
+    skip_empty: bool = False
+
+
+def _routing(r: Report, entry: dict[str, Any], path: KeyPath, name: str,
+             inherited: Routing) -> Routing | None:
+    """`shippers`, `route` and `skip_empty` of a query or a pack; None (with an error) when unusable.
+
+    A query's `shippers` replaces its pack's list; its `route` keys override the pack's key by key.
+    """
+    shippers = inherited.shippers
+    if "shippers" in entry:
+        value = entry["shippers"]
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            # Routing must not silently widen to every shipper: drop the query (or pack) instead.
+            r.drop((*path, "shippers"), name, "`shippers` must be a list of shipper names", "error")
+            return None
+        shippers = tuple(value)
+    route = dict(inherited.route)
+    if "route" in entry:
+        value = entry["route"]
+        if (not isinstance(value, dict) or not set(value) <= ROUTE_KEYS
+                or not all(isinstance(v, str) and v for v in value.values())):
+            # A misrouted result is worse than none: drop the query (or pack) and say why.
+            r.drop((*path, "route"), name, "`route` must be an object with string values for "
+                   + ", ".join(sorted(ROUTE_KEYS)), "error")
+            return None
+        route.update(value)
+    skip_empty = _bool(r, entry, path, "skip_empty", inherited.skip_empty)
+    return Routing(shippers, tuple(sorted(route.items())), skip_empty)
 
 
 def schedule(r: Report, default_interval: int) -> list[ScheduledQuery]:
@@ -235,10 +259,13 @@ def pack(r: Report, path: KeyPath, name: str, delimiter: str, default_interval: 
     if not isinstance(queries, dict):
         r.error((*path, "queries"), f"pack {name}: `queries` must be an object; the pack has no queries")
         queries = {}
+    routing = _routing(r, value, path, f"pack {name}", Routing())
+    if routing is None:
+        return None
     out: list[ScheduledQuery] = []
     for qname in queries:
         full = f"pack{delimiter}{name}{delimiter}{qname}"
-        q = scheduled_query(r, (*path, "queries", qname), full, name, default_interval)
+        q = scheduled_query(r, (*path, "queries", qname), full, name, default_interval, routing)
         if q is not None:
             out.append(q)
     return Pack(name=name, queries=tuple(out), discovery=tuple(discovery),

@@ -404,3 +404,32 @@ def test_decorators_merge_across_sources(tmp_path):
     write(tmp_path / "q.conf.d" / "a.conf", {"decorators": {"load": ["select 3"], "interval": {"60": ["select 4"]}}})
     d = load(conf).config.decorators
     assert d.load == ("select 1", "select 3") and d.interval == ((60, ("select 2", "select 4")),)
+
+
+def test_pack_routing_is_the_default_of_its_queries(tmp_path):
+    write(tmp_path / "p.conf", {
+        "shippers": ["siem"], "route": {"index": "logs-osquery.inventory-prod", "topic": "inventory"},
+        "skip_empty": True,
+        "queries": {
+            "plain": {"query": "select 1"},
+            "own": {"query": "select 2", "shippers": ["bus"], "route": {"topic": "own_topic"},
+                    "skip_empty": False},
+        }})
+    conf = write(tmp_path / "q.conf", {"packs": {"inv": "p.conf"}})
+    loaded = load(conf)
+    assert loaded.ok, messages(loaded)
+    plain, own = loaded.config.pack("inv").queries
+    assert (plain.shippers, dict(plain.route), plain.skip_empty) == (
+        ("siem",), {"index": "logs-osquery.inventory-prod", "topic": "inventory"}, True)
+    # A query's list replaces the pack's; its route overrides key by key.
+    assert (own.shippers, dict(own.route), own.skip_empty) == (
+        ("bus",), {"index": "logs-osquery.inventory-prod", "topic": "own_topic"}, False)
+
+
+def test_bad_pack_routing_skips_the_pack_with_its_place(tmp_path):
+    pack = write(tmp_path / "p.conf", '{\n  "route": {"topik": "x"},\n  "queries": {"q": {"query": "select 1"}}\n}\n')
+    conf = write(tmp_path / "q.conf", {"packs": {"inv": "p.conf"}})
+    loaded = load(conf)
+    [err] = messages(loaded, "error")
+    assert err.startswith(f"{pack}:2:") and "pack inv: `route` must be an object" in err
+    assert loaded.config.queries() == []
