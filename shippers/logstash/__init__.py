@@ -39,4 +39,5 @@ def create(name: str, settings: Any, raw: Mapping[str, Any]) -> BeatsShipper | H
     ctx = tls.context() if tls is not None else None
     if cfg.mode == "http":
         return HttpShipper(name, cfg, format=fmt, tls=ctx)
-    return BeatsShipper(name, cfg, format=fmt, tls=ctx, server_name=getattr(tls, "server_name", None))
+    return BeatsShipper(name, cfg, format=fmt, tls=ctx, server_name=getattr(tls, "server_name", None),
+                        workers=int(getattr(settings, "concurrency", 1) or 1))

@@ -1,6 +1,8 @@
 """Logstash `beats` mode: a lumberjack v2 client over asyncio (TCP, optional TLS).
 
-One window per batch on one long-lived connection: write the window, then wait for ACKs until the last seq.
+One window per batch on a long-lived connection: write the window, then wait for ACKs until the last seq.
+Lumberjack allows one window in flight per connection, so the shipper keeps `workers` connections (the
+pipeline's concurrency, as Filebeat's `worker` setting) and a send takes whichever is free.
 An ACK below the window size is progress (Logstash acknowledges as it goes; seq 0 is a keepalive); each wait
 is bounded by `ack_timeout_s`, so a silent peer is detected while a busy one that keeps sending keepalives
 is given time (the pipeline's request_timeout_s still caps the whole send). Whatever the outcome, a
@@ -31,42 +33,62 @@ class _Broken(Exception):
         self.reason, self.acked = reason, acked
 
 
+class _Conn:
+    """One connection and the lock that keeps a single window in flight on it."""
+
+    def __init__(self) -> None:
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.lock = asyncio.Lock()
+
+    @property
+    def up(self) -> bool:
+        return self.writer is not None and not self.writer.is_closing()
+
+
 class BeatsShipper:
     type = "logstash"
 
     def __init__(self, name: str, cfg: LogstashConfig, *, format: str = "osquery",
-                 tls: ssl.SSLContext | None = None, server_name: str | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, server_name: str | None = None, workers: int = 1) -> None:
         self.name, self.format, self.cfg = name, format, cfg
         self._tls, self._server_name = tls, server_name
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self.conns = [_Conn() for _ in range(max(1, workers))]
         self._host = 0  # index into cfg.hosts of the next connection
-        self._lock = asyncio.Lock()  # lumberjack: one window in flight per connection
         self.stats: dict[str, int] = {"connects": 0, "windows": 0, "events": 0, "partial_acks": 0,
                                       "keepalives": 0}
 
     # --- life cycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
-        async with self._lock:
+        # One connection up front proves the peer; the others open on first use.
+        conn = self.conns[0]
+        async with conn.lock:
             try:
-                await self._connect()
+                await self._connect(conn)
             except (TimeoutError, OSError) as e:
                 log.warning("logstash shipper %s: cannot connect at start (%s); will retry on send",
                             self.name, self._describe(e))
 
     async def healthcheck(self) -> Health:
-        async with self._lock:
-            if self._writer is not None and not self._writer.is_closing():
+        conn = self.conns[0]
+        async with conn.lock:
+            if conn.up:
                 return Health(True, "connected")
             try:
-                await self._connect()
+                await self._connect(conn)
             except (TimeoutError, OSError) as e:
                 return Health(False, self._describe(e))
             return Health(True, "connected")
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._drop()
+        for conn in self.conns:
+            async with conn.lock:
+                await self._drop(conn)
+
+    def _free(self) -> _Conn:
+        """An idle connection, preferring one already open; else the first (its lock queues the send)."""
+        idle = [c for c in self.conns if not c.lock.locked()]
+        return next((c for c in idle if c.up), idle[0] if idle else self.conns[0])
 
     # --- encode / send --------------------------------------------------------------------------------
     def encode(self, batch: list[Record]) -> Request:
@@ -82,17 +104,18 @@ class BeatsShipper:
             wire = await asyncio.to_thread(encode_window, enc.events, level)
         else:
             wire = encode_window(enc.events, level)
-        async with self._lock:
-            reused = self._writer is not None
+        conn = self._free()
+        async with conn.lock:
+            reused = conn.writer is not None
             try:
-                acked = await self._window(wire, len(enc.events))
+                acked = await self._window(conn, wire, len(enc.events))
             except _Broken as e:
                 if reused and e.acked == 0 and e.reason.startswith("connection"):
                     # Logstash closes idle connections (client_inactivity_timeout 60 s): one fresh try.
                     log.debug("logstash shipper %s: reused connection was closed (%s), reconnecting",
                               self.name, e.reason)
                     try:
-                        acked = await self._window(wire, len(enc.events))
+                        acked = await self._window(conn, wire, len(enc.events))
                     except _Broken as e2:
                         return _outcome(enc, len(request.records), e2.acked, e2.reason)
                 else:
@@ -101,18 +124,18 @@ class BeatsShipper:
         self.stats["events"] += acked
         return _outcome(enc, len(request.records), acked, "")
 
-    async def _window(self, wire: bytes, n: int) -> int:
+    async def _window(self, conn: _Conn, wire: bytes, n: int) -> int:
         """Send one window and wait for its last ACK; _Broken(reason, acked) on any failure (connection closed)."""
         acked = 0
         done = False
         try:
-            if self._writer is None or self._writer.is_closing():
-                await self._connect()
-            assert self._reader is not None and self._writer is not None
-            self._writer.write(wire)
-            await asyncio.wait_for(self._writer.drain(), self.cfg.ack_timeout_s)
+            if not conn.up:
+                await self._connect(conn)
+            assert conn.reader is not None and conn.writer is not None
+            conn.writer.write(wire)
+            await asyncio.wait_for(conn.writer.drain(), self.cfg.ack_timeout_s)
             while acked < n:
-                frame = await asyncio.wait_for(self._reader.readexactly(ACK_SIZE), self.cfg.ack_timeout_s)
+                frame = await asyncio.wait_for(conn.reader.readexactly(ACK_SIZE), self.cfg.ack_timeout_s)
                 seq = parse_ack(frame)
                 if seq > n:
                     raise ProtocolError(f"ACK {seq} beyond the window of {n}")
@@ -135,16 +158,16 @@ class BeatsShipper:
             if not done:  # also on cancellation: the connection may still carry this window's ACKs
                 if acked:
                     self.stats["partial_acks"] += 1
-                await self._drop()
+                await self._drop(conn)
 
-    async def _connect(self) -> None:
-        await self._drop()
+    async def _connect(self, conn: _Conn) -> None:
+        await self._drop(conn)
         hosts = self.cfg.hosts
         host, port = hosts[self._host % len(hosts)]
         self._host += 1  # the next connection goes to the next host; a good one is kept until it fails
         tls = self._tls is not None
         try:
-            self._reader, self._writer = await asyncio.wait_for(
+            conn.reader, conn.writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port, limit=1 << 16, ssl=self._tls,
                                         server_hostname=(self._server_name or host) if tls else None),
                 self.cfg.connect_timeout_s)
@@ -153,14 +176,14 @@ class BeatsShipper:
         except OSError as e:
             raise OSError(f"connect to {host}:{port}: {self._describe(e)}") from e
         self._host -= 1  # connected: stay on this host
-        sock = self._writer.get_extra_info("socket") if self._writer is not None else None
+        sock = conn.writer.get_extra_info("socket") if conn.writer is not None else None
         if sock is not None:  # a window ends in a short segment: Nagle would hold it for the peer's delayed ACK
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.stats["connects"] += 1
         log.info("logstash shipper %s: connected to %s:%d%s", self.name, host, port, " (TLS)" if tls else "")
 
-    async def _drop(self) -> None:
-        w, self._reader, self._writer = self._writer, None, None
+    async def _drop(self, conn: _Conn) -> None:
+        w, conn.reader, conn.writer = conn.writer, None, None
         if w is None:
             return
         w.close()

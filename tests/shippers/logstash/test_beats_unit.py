@@ -123,8 +123,8 @@ async def test_idle_connection_closed_by_peer_is_resent_once():
         s = shipper(peer.port)
         assert await send(s, recs(3)) == Delivered()
         # the connection dies while idle (as when Logstash's client_inactivity_timeout closes it)
-        assert s._writer is not None
-        s._writer.transport.abort()
+        assert s.conns[0].writer is not None
+        s.conns[0].writer.transport.abort()
         assert await send(s, recs(3, 3)) == Delivered()
         await s.close()
     assert [ev["i"] for w in peer.windows for _, ev in w] == list(range(6))
@@ -138,7 +138,7 @@ async def test_cancel_mid_window_drops_the_connection():
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert s._writer is None
+        assert s.conns[0].writer is None
         assert await send(s, recs(4)) == Delivered()
         await s.close()
     assert peer.connections == 2
@@ -193,3 +193,21 @@ def test_both_modes_are_shippers():
     for raw in ({"hosts": ["a:5044"]}, {"mode": "http", "url": "http://a:8080"}):
         s = create("x", None, raw)
         assert isinstance(s, Shipper) and s.type == "logstash" and s.name == "x" and s.format == "osquery"
+
+
+async def test_workers_keep_one_window_in_flight_per_connection():
+    # The first window is answered only after 1 s; with two workers the second window goes out on a second
+    # connection meanwhile and is acknowledged first.
+    async with FakeLumberjack(lambda k, n: [-1, n] if k == 1 else [n]) as peer:
+        s = create("ls", type("S", (), {"concurrency": 2})(), {"hosts": [f"127.0.0.1:{peer.port}"],
+                                                               "ack_timeout_s": 5})
+        assert isinstance(s, BeatsShipper) and len(s.conns) == 2
+        slow = asyncio.create_task(send(s, recs(3)))
+        await asyncio.sleep(0.2)
+        fast = asyncio.create_task(send(s, recs(3, 3)))
+        done, _ = await asyncio.wait({slow, fast}, return_when=asyncio.FIRST_COMPLETED)
+        assert done == {fast} and fast.result() == Delivered()
+        assert await slow == Delivered()
+        await s.close()
+    assert peer.connections == 2
+    assert sorted(ev["i"] for w in peer.windows for _, ev in w) == list(range(6))
