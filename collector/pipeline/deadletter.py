@@ -7,9 +7,9 @@ One line per record (mode 0640):
      "table": "processes", "host": "web-1", "event_time": 1767225600.0, "payload": {...}}
 
 `payload` is the record as a JSON value when it parses, else `payload_b64` holds it base64-encoded.
-Size cap: when the file would pass `max_bytes` it is renamed to `<path>.1` (older ones shift to `.2` …) and
-at most `max_files` rotated files are kept; the oldest is deleted and that is logged. (collector/logfile's
-RotatingFile is not in the tree yet; this simple rotation stands in until it is.)
+Size cap: collector/logfile's RotatingFile, the rotation of the results log (osquery's naming: `<path>.1`
+plain, `<path>.2.zst` … compressed, at most `max_files` rotated files). The file is created on the first
+dead letter, not before, so an empty one never suggests a problem.
 A failing write (disk full) is logged and reported to the caller, never raised.
 """
 
@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from collector.logfile import LogFileError, RotatingFile
 from collector.pipeline.api import Record
 
 log = logging.getLogger("quarry.pipeline.deadletter")
@@ -36,7 +37,7 @@ class DeadLetterFile:
         self.shipper, self.type = shipper, type
         self.max_bytes, self.max_files = max_bytes, max_files
         self.lines = 0
-        self.rotated_out = 0  # rotated files deleted past max_files
+        self._file: RotatingFile | None = None
 
     def line(self, r: Record, reason: str, now: float | None = None) -> bytes:
         when = datetime.fromtimestamp(now, UTC) if now is not None else datetime.now(UTC)
@@ -58,37 +59,19 @@ class DeadLetterFile:
         """Append one line per (record, reason); False (logged) when the file could not be written."""
         if not records:
             return True
-        data = b"".join(self.line(r, reason) for r, reason in records)
+        lines = [self.line(r, reason).rstrip(b"\n") for r, reason in records]
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-            try:
-                size = self.path.stat().st_size
-            except FileNotFoundError:
-                size = 0
-            if size and size + len(data) > self.max_bytes:
-                self._rotate()
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                written = os.write(fd, data)
-                if written != len(data):
-                    raise OSError(f"short write ({written} of {len(data)} bytes)")
-            finally:
-                os.close(fd)
-        except OSError as e:
+            if self._file is None:
+                self._file = RotatingFile(self.path, rotate=True, rotate_size=self.max_bytes,
+                                          max_files=self.max_files)
+            self._file.write(lines)
+        except (LogFileError, OSError) as e:
             log.error("dead-letter file %s: cannot write %d record(s): %s", self.path, len(records), e)
             return False
         self.lines += len(records)
         return True
 
-    def _rotate(self) -> None:
-        oldest = self.path.with_name(f"{self.path.name}.{self.max_files}")
-        if oldest.exists():
-            oldest.unlink()
-            self.rotated_out += 1
-            log.warning("dead-letter file %s: deleted %s (more than %d rotated files)", self.path, oldest.name,
-                        self.max_files)
-        for n in range(self.max_files - 1, 0, -1):
-            src = self.path.with_name(f"{self.path.name}.{n}")
-            if src.exists():
-                src.rename(self.path.with_name(f"{self.path.name}.{n + 1}"))
-        self.path.rename(self.path.with_name(f"{self.path.name}.1"))
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

@@ -125,6 +125,7 @@ async def test_rejected_dead_letters_every_record_with_reason_and_status(tmp_pat
 
 async def test_dead_letter_payload_that_is_not_json_is_base64(tmp_path):
     from collector.pipeline.api import Record
+    from collector.logfile import compressed_suffix
     from collector.pipeline.deadletter import DeadLetterFile
 
     dl = DeadLetterFile(tmp_path / "d.jsonl", shipper="s", type="kafka", max_bytes=4096, max_files=2)
@@ -134,9 +135,13 @@ async def test_dead_letter_payload_that_is_not_json_is_base64(tmp_path):
     assert base64.b64decode(line["payload_b64"]) == b"\xff\x00raw" and "payload" not in line
     for _ in range(100):  # rotation keeps the size bounded
         dl.write([(r, "x" * 200)])
+    dl.close()
+    # osquery's rotation: .1 plain, .2 compressed, nothing kept beyond max_files
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["d.jsonl", "d.jsonl.1", "d.jsonl.2"] and dl.rotated_out > 0
-    assert all(p.stat().st_size <= 4096 for p in tmp_path.iterdir())
+    assert files == ["d.jsonl", "d.jsonl.1", f"d.jsonl.2{compressed_suffix()}"]
+    one_line = len(dl.line(r, "x" * 200))
+    assert all(p.stat().st_size < 4096 + one_line for p in tmp_path.iterdir())
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o640 for p in tmp_path.iterdir())
 
 
 async def test_max_elapsed_sends_to_the_dead_letter_file(tmp_path, monkeypatch):
