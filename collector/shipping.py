@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from collector.ecs import ECS_VERSION
+from collector.ecs_convert import iso_time
 from collector.events import Event
 from collector.model import ScheduledQuery
 from collector.pipeline import Pipeline, Record, create_shipper, parse_settings, validate_shipper
@@ -32,14 +34,38 @@ class Item:
     query: ScheduledQuery | None = None
 
 
+STATUS_DATASET = "osquery.status"
+
+
+def status_document(doc: dict[str, Any], event_id: str, when: float) -> dict[str, Any]:
+    """A status event as an ECS document: a data stream needs @timestamp, and ECS `host` is an object.
+
+    The event's own fields (query, pid, reason ...) go under `osquery.status`, as table columns go under
+    `osquery.<table>`.
+    """
+    rest = {k: v for k, v in doc.items() if k not in ("host", "time", "message", "severity", "id")}
+    out: dict[str, Any] = {
+        "@timestamp": iso_time(when),
+        "ecs": {"version": ECS_VERSION},
+        "event": {"id": event_id, "kind": "event", "module": "osquery", "dataset": STATUS_DATASET},
+        "host": {"name": str(doc.get("host", ""))},
+        "message": str(doc.get("message") or doc.get("event") or "status"),
+        "log": {"level": str(doc.get("severity") or "info")},
+    }
+    if rest:
+        out["osquery"] = {"status": rest}
+    return out
+
+
 def render(item: Item, fmt: str) -> Record:
     ev = item.event
-    if ev is None:  # status event: the same JSON for every format
+    if ev is None:  # status event: osquery's JSON for the osquery format, an ECS document otherwise
         doc = item.document
-        payload = orjson.dumps(doc)
-        return Record(id=str(doc.get("id") or f"status-{doc.get('time', time.time())}"), payload=payload,
-                      name="quarry.status", kind="status", time=float(doc.get("time") or time.time()),
-                      host=str(doc.get("host", "")))
+        when = float(doc.get("time") or time.time())
+        event_id = str(doc.get("id") or f"status-{when}")
+        payload = orjson.dumps(status_document(doc, event_id, when) if fmt == "ecs" else doc)
+        return Record(id=event_id, payload=payload, name="quarry.status", kind="status", table="status",
+                      time=when, host=str(doc.get("host", "")))
     payload = ev.osquery_line().rstrip(b"\n") if fmt == "osquery" else orjson.dumps(item.document)
     route = dict(item.query.route) if item.query is not None else {}
     return Record(id=ev.event_id, payload=payload, name=ev.name,

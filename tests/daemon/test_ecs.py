@@ -462,3 +462,17 @@ def test_event_document_from_a_results_event(ecs, mapper):
     assert d["file"] == {"path": "/bin/ls", "size": 10, "hash": {"sha256": "ab" * 32}}
     assert d["labels"] == {"host_uuid": "u"} and d["@timestamp"] == "2026-05-19T10:00:00.000Z"
     assert_valid(ecs, d)
+
+
+def test_status_events_render_as_valid_ecs_documents(ecs):
+    from collector.shipping import Item, render
+
+    status = {"host": "web-1", "time": T0, "severity": "warning", "message": "query q denylisted for 24 h",
+              "query": "pack_x_q", "pid": 4242, "id": "st-1"}
+    r = render(Item(None, status), "ecs")
+    d = json.loads(r.payload)
+    assert_valid(ecs, d)
+    assert (r.id, r.kind, r.table, d["event"]["id"]) == ("st-1", "status", "status", "st-1")
+    assert d["osquery"] == {"status": {"query": "pack_x_q", "pid": 4242}}
+    # the osquery format keeps the daemon's own JSON
+    assert json.loads(render(Item(None, status), "osquery").payload) == status

@@ -169,3 +169,29 @@ def run_unreachable(type_: str) -> None:
     h, out = asyncio.run(go())
     assert not h.ok
     assert isinstance(out, Retry)
+
+
+def run_status_events(type_: str, url: str) -> None:
+    """Status events rendered for the ecs format are accepted by a data stream (they need @timestamp)."""
+    from collector.shipping import Item, render
+
+    ns = namespace()
+    docs = [{"host": "web-1", "time": 1767225600.0 + i, "severity": "warning", "message": f"query q{i} denylisted",
+             "query": f"q{i}", "pid": 4242} for i in range(3)]
+    recs = [render(Item(None, d), "ecs") for d in docs]
+
+    async def go() -> Any:
+        sh = make(type_, url, ns)
+        try:
+            await sh.open()
+            return await ship(sh, recs)
+        finally:
+            await sh.close()
+
+    assert asyncio.run(go()) == Delivered()
+    stream = f"logs-osquery.status-{ns}"
+    http(f"{url}/{stream}/_refresh", "POST")
+    hits = http(f"{url}/{stream}/_search", "POST", {"size": 10, "sort": [{"@timestamp": "asc"}]})["hits"]["hits"]
+    assert [h["_source"]["message"] for h in hits] == [f"query q{i} denylisted" for i in range(3)]
+    assert [h["_source"]["osquery"]["status"]["query"] for h in hits] == ["q0", "q1", "q2"]
+    assert hits[0]["_source"]["host"] == {"name": "web-1"} and hits[0]["_source"]["log"]["level"] == "warning"

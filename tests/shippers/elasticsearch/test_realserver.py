@@ -19,3 +19,7 @@ def test_osquery_format(elasticsearch_server: Any) -> None:
 
 def test_unreachable_is_retry() -> None:
     rs.run_unreachable("elasticsearch")
+
+
+def test_status_events(elasticsearch_server: Any) -> None:
+    rs.run_status_events("elasticsearch", elasticsearch_server.url)

@@ -19,3 +19,7 @@ def test_osquery_format(opensearch_server: Any) -> None:
 
 def test_unreachable_is_retry() -> None:
     rs.run_unreachable("opensearch")
+
+
+def test_status_events(opensearch_server: Any) -> None:
+    rs.run_status_events("opensearch", opensearch_server.url)
