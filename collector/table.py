@@ -25,6 +25,8 @@ UNSIGNED_BIGINT = "UNSIGNED_BIGINT"
 DOUBLE = "DOUBLE"
 BLOB = "BLOB"
 TYPES = (TEXT, INTEGER, BIGINT, UNSIGNED_BIGINT, DOUBLE, BLOB)
+# In TableSpec.requires: without the capability whole rows are absent (other users' files, /etc/shadow).
+ROWS = "*"
 
 Row = dict[str, Any]
 Generator = Callable[["Context"], Iterable[Row]]
@@ -66,14 +68,24 @@ class TableSpec:
     user_data: bool = False
     utility: bool = False
     examples: tuple[str, ...] = ()
-    # Capabilities (or "root") needed to see every row and column; used for warnings and deploy docs.
-    needs: tuple[str, ...] = ()
+    # Linux capabilities needed to see every row and column: (capability, columns) pairs, ROWS among the
+    # columns when rows (not just values) go missing without it. Every capability a generator passes to
+    # ctx.missing() is declared here (tests/deploy/test_capabilities.py); scripts/capmatrix.py publishes it.
+    requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Quarry's own table, not in osquery's tables.json (e.g. osquery_shippers): the osquery conformance
+    # test checks it has no osquery counterpart instead.
+    quarry_only: bool = False
 
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:
                 return c
         raise KeyError(f"{self.name}.{name}")
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The capabilities of `requires`, each once, in declaration order."""
+        return tuple(cap for cap, _ in self.requires)
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -103,9 +115,11 @@ def col(name: str, type_: str, description: str = "", **flags: Any) -> Column:
 
 
 def table(name: str, description: str, columns: Iterable[Column], **attrs: Any) -> TableSpec:
-    for key in ("platforms", "examples", "needs"):
+    for key in ("platforms", "examples"):
         if key in attrs:
             attrs[key] = tuple(attrs[key])
+    if "requires" in attrs:
+        attrs["requires"] = tuple((cap, tuple(cols)) for cap, cols in dict(attrs["requires"]).items())
     return TableSpec(name, description, tuple(columns), **attrs)
 
 

@@ -18,6 +18,7 @@ SPEC = table(
         col('md5', TEXT, 'MD5 hash of table content', collate='nocase'),
     ],
     platforms=('darwin', 'linux'),
+    requires={"CAP_DAC_READ_SEARCH": ["size", "md5"]},
 )
 
 
@@ -57,4 +58,5 @@ def generate(ctx: Context) -> Iterator[Row]:
                     row["md5"] = hashlib.md5(content).hexdigest()
             yield row
     if denied:
-        ctx.missing(["size", "md5"], "permission denied reading ACPI tables", "root", rows=denied)
+        ctx.missing(["size", "md5"], "permission denied reading ACPI tables", "CAP_DAC_READ_SEARCH",
+                   rows=denied)

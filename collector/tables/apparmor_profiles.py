@@ -22,6 +22,7 @@ SPEC = table(
     ],
     platforms=('linux',),
     examples=("SELECT * FROM apparmor_profiles WHERE mode = 'complain'",),
+    requires={"CAP_DAC_READ_SEARCH": ["name", "attach", "mode"]},
 )
 
 
@@ -59,7 +60,8 @@ def generate(ctx: Context) -> Iterator[Row]:
         if wanted is None or row["path"] in wanted:
             yield row
     if failed:
-        ctx.missing(["name", "attach", "mode"], "cannot read AppArmor profile entries", "root", rows=failed)
+        ctx.missing(["name", "attach", "mode"], "cannot read AppArmor profile entries", "CAP_DAC_READ_SEARCH",
+                    rows=failed)
 
 
 def _dirs(path: str) -> list[str]:

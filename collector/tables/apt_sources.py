@@ -26,6 +26,7 @@ SPEC = table(
         col('pid_with_namespace', INTEGER, 'Pids that contain a namespace', hidden=True, additional=True),
     ],
     platforms=('linux',),
+    requires={"CAP_SYS_PTRACE": ["pid_with_namespace"]},
 )
 
 # Release-file field -> column (osquery's mapping: Origin is reported as the maintainer).

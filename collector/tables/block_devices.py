@@ -40,6 +40,7 @@ BLOCK_DEVICES_SPEC = table(
     ],
     generator='gen_block_devices',
     platforms=('darwin', 'linux'),
+    requires={"CAP_DAC_READ_SEARCH": ["type", "uuid", "label"]},
 )
 
 DISK_ENCRYPTION_SPEC = table(
@@ -153,7 +154,8 @@ def gen_block_devices(ctx: Context) -> Iterator[Row]:
                 ctx.missing(["type", "uuid", "label"], "opening the device to probe its superblock was refused "
                             "(device cgroup or LSM) and udev has no record of it", None, rows=denied)
             else:
-                ctx.missing(["type", "uuid", "label"], "cannot read the device to probe its superblock", "root",
+                ctx.missing(["type", "uuid", "label"], "cannot read the device to probe its superblock",
+                            "CAP_DAC_READ_SEARCH",
                             rows=denied)
 
 

@@ -20,6 +20,7 @@ SPEC = table(
         col('input_eax', TEXT, 'Value of EAX used'),
     ],
     platforms=('darwin', 'linux', 'windows'),
+    requires={"CAP_DAC_READ_SEARCH": ["*"]},
 )
 
 
@@ -126,7 +127,7 @@ def _from_cpuinfo(ctx: Context, reason: str) -> Iterator[Row]:
     first = blocks[0]
     flags = set(first.get("flags", "").split())
     ctx.missing(["serial", "sgx0", "sgx1", "hypervisor_id"],
-                f"{reason}; feature bits read from /proc/cpuinfo flags instead of CPUID", "root")
+                f"{reason}; feature bits read from /proc/cpuinfo flags instead of CPUID", "CAP_DAC_READ_SEARCH")
     if "vendor_id" in first:
         yield {"feature": "vendor", "value": first["vendor_id"], "output_register": "ebx,edx,ecx",
                "output_bit": 0, "input_eax": "0"}

@@ -32,6 +32,7 @@ SPEC = table(
     ],
     cacheable=True,
     platforms=('darwin', 'linux'),
+    requires={"CAP_SYS_PTRACE": ["pid_with_namespace"]},
 )
 
 SYSTEM_CRONTAB = "/etc/crontab"

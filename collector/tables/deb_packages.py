@@ -32,6 +32,7 @@ DEB_PACKAGES_SPEC = table(
     generator='gen_deb_packages',
     cacheable=True,
     platforms=('linux',),
+    requires={"CAP_SYS_PTRACE": ["mount_namespace_id"]},
 )
 
 DEB_PACKAGE_FILES_SPEC = table(

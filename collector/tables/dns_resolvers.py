@@ -25,6 +25,7 @@ SPEC = table(
         col('pid_with_namespace', INTEGER, 'Pids that contain a namespace', hidden=True, additional=True),
     ],
     platforms=('darwin', 'linux'),
+    requires={"CAP_SYS_PTRACE": ["*"]},
 )
 
 

@@ -21,6 +21,7 @@ ETC_HOSTS_SPEC = table(
     generator='gen_etc_hosts',
     cacheable=True,
     platforms=('darwin', 'linux', 'windows'),
+    requires={"CAP_SYS_PTRACE": ["*"]},
 )
 
 ETC_SERVICES_SPEC = table(

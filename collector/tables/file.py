@@ -55,6 +55,7 @@ SPEC = table(
     utility=True,
     platforms=('darwin', 'linux', 'windows'),
     examples=("select * from file where path = '/etc/passwd'", "select * from file where directory = '/etc/'", "select * from file where path LIKE '/etc/%'"),
+    requires={"CAP_SYS_PTRACE": ["pid_with_namespace"]},
 )
 
 

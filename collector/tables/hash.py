@@ -36,6 +36,7 @@ SPEC = table(
     ],
     platforms=('darwin', 'linux', 'windows'),
     examples=("select * from hash where path = '/etc/passwd'", "select * from hash where directory = '/etc/'"),
+    requires={"CAP_DAC_READ_SEARCH": ["md5", "sha1", "sha256"], "CAP_SYS_PTRACE": ["pid_with_namespace"]},
 )
 
 

@@ -40,6 +40,7 @@ SPEC = table(
         col('bytes', INTEGER, 'Number of matching bytes for this rule.'),
     ],
     platforms=('linux',),
+    requires={"CAP_DAC_READ_SEARCH": ["*"], "CAP_NET_ADMIN+CAP_NET_RAW": ["*"]},
 )
 
 
@@ -56,6 +57,9 @@ def generate(ctx: Context) -> Iterator[Row]:
     try:
         with open(ctx.path("/proc/net/ip_tables_names")) as f:
             names = [n.strip() for n in f.read().split("\n") if n.strip()]
+    except PermissionError:  # mode 0440: without this check an unprivileged run looked like "no rules"
+        ctx.missing(["chain"], "cannot read /proc/net/ip_tables_names", "CAP_DAC_READ_SEARCH", rows=0)
+        return
     except OSError:
         return  # ip_tables not loaded (or nft-only host): osquery returns nothing either
     for name in names:
@@ -66,7 +70,8 @@ def generate(ctx: Context) -> Iterator[Row]:
                 blob = read_table(name)
             except OSError as e:
                 if e.errno in (errno.EPERM, errno.EACCES):
-                    ctx.missing(["chain"], f"cannot read iptables table {name}", "CAP_NET_ADMIN", rows=0)
+                    ctx.missing(["chain"], f"cannot read iptables table {name}", "CAP_NET_ADMIN+CAP_NET_RAW",
+                                rows=0)
                 continue
         if blob is not None:
             info, entries = blob

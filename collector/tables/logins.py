@@ -28,6 +28,7 @@ LOGGED_IN_USERS_SPEC = table(
     generator='gen_logged_in_users',
     cacheable=True,
     platforms=('darwin', 'linux', 'windows'),
+    requires={"CAP_DAC_READ_SEARCH": ["*"]},
 )
 
 LAST_SPEC = table(
@@ -45,6 +46,7 @@ LAST_SPEC = table(
     generator='gen_last',
     cacheable=True,
     platforms=('darwin', 'linux'),
+    requires={"CAP_DAC_READ_SEARCH": ["*"]},
 )
 
 

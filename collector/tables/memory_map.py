@@ -20,7 +20,7 @@ SPEC = table(
         col('end', TEXT, 'End address of memory region'),
     ],
     platforms=('linux',),
-    needs=("CAP_SYS_ADMIN",),
+    requires={"CAP_SYS_ADMIN": ["start", "end"]},
 )
 
 

@@ -30,6 +30,7 @@ SPEC = table(
     ],
     platforms=('darwin', 'linux', 'windows'),
     examples=('select * from npm_packages', "select * from npm_packages where directory = '/home/user/my_project'", "select * from npm_packages where directory = '/home/user/my_project' and max_depth = 0", 'select name, version, depth from npm_packages where depth > 0'),
+    requires={"CAP_SYS_PTRACE": ["mount_namespace_id"]},
 )
 
 GLOBAL_DIRS = ("/usr/lib", "/usr/local/lib")  # each holds the global node_modules

@@ -28,6 +28,7 @@ OSQUERY_INFO_SPEC = table(
     generator='gen_osquery_info',
     utility=True,
     platforms=('darwin', 'linux', 'windows'),
+    requires={"CAP_DAC_READ_SEARCH": ["uuid"]},
 )
 
 OSQUERY_SCHEDULE_SPEC = table(
@@ -160,7 +161,7 @@ def _host_uuid(ctx: Context, rt: Runtime) -> str | None:
     mid = _read(ctx.path("/etc/machine-id"))
     if mid and len(mid) == 32:
         return f"{mid[:8]}-{mid[8:12]}-{mid[12:16]}-{mid[16:20]}-{mid[20:]}".upper()
-    ctx.missing(["uuid"], "no readable DMI product_uuid and no /etc/machine-id", "root")
+    ctx.missing(["uuid"], "no readable DMI product_uuid and no /etc/machine-id", "CAP_DAC_READ_SEARCH")
     return None
 
 

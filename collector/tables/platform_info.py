@@ -23,6 +23,7 @@ SPEC = table(
         col('volume_size', INTEGER, '(Optional) size of firmware volume'),
     ],
     platforms=('darwin', 'linux', 'windows'),
+    requires={"CAP_DAC_READ_SEARCH": ["vendor", "version", "date", "address", "size"]},
 )
 
 
@@ -61,10 +62,10 @@ def generate(ctx: Context) -> Iterator[Row]:
     vendor = _hw.attr(base + "/bios_vendor")
     if vendor is None:
         if reason:
-            ctx.missing(["vendor", "version", "date"], reason, "root")
+            ctx.missing(["vendor", "version", "date"], reason, "CAP_DAC_READ_SEARCH")
         return
     if reason:
-        ctx.missing(["address", "size"], reason + " (only the SMBIOS table has them)", "root")
+        ctx.missing(["address", "size"], reason + " (only the SMBIOS table has them)", "CAP_DAC_READ_SEARCH")
     yield {
         "vendor": vendor,
         "version": _hw.attr(base + "/bios_version"),

@@ -18,7 +18,7 @@ SPEC = table(
     ],
     platforms=('darwin', 'linux'),
     examples=('select * from process_envs where pid = 1', 'select pe.*\n     from process_envs pe, (select * from processes limit 10) p\n     where p.pid = pe.pid;'),
-    needs=("CAP_SYS_PTRACE",),
+    requires={"CAP_SYS_PTRACE": ["*"]},
 )
 
 

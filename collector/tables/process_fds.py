@@ -25,7 +25,7 @@ PROCESS_OPEN_FILES_SPEC = table(
     generator='gen_process_open_files',
     platforms=('darwin', 'linux'),
     examples=('select * from process_open_files where pid = 1',),
-    needs=("CAP_SYS_PTRACE",),
+    requires={"CAP_SYS_PTRACE": ["*"]},
 )
 
 PROCESS_OPEN_PIPES_SPEC = table(
@@ -44,7 +44,7 @@ PROCESS_OPEN_PIPES_SPEC = table(
     generator='gen_process_open_pipes',
     platforms=('linux',),
     examples=('select * from process_open_pipes',),
-    needs=("CAP_SYS_PTRACE",),
+    requires={"CAP_SYS_PTRACE": ["*"]},
 )
 
 SPECS = [PROCESS_OPEN_FILES_SPEC, PROCESS_OPEN_PIPES_SPEC]

@@ -24,7 +24,7 @@ SPEC = table(
     ],
     platforms=('darwin', 'linux', 'windows'),
     examples=('select * from process_memory_map where pid = 1',),
-    needs=("CAP_SYS_PTRACE",),
+    requires={"CAP_SYS_PTRACE": ["*"]},
 )
 
 

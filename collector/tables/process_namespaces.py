@@ -24,7 +24,7 @@ SPEC = table(
     ],
     platforms=('linux',),
     examples=('select * from process_namespaces where pid = 1',),
-    needs=("CAP_SYS_PTRACE",),
+    requires={"CAP_SYS_PTRACE": [n + "_namespace" for n in "cgroup ipc mnt net pid user uts".split()]},
 )
 
 

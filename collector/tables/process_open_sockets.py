@@ -34,7 +34,7 @@ PROCESS_OPEN_SOCKETS_SPEC = table(
     generator='gen_process_open_sockets',
     platforms=('darwin', 'linux', 'windows'),
     examples=('select * from process_open_sockets where pid = 1',),
-    needs=('CAP_SYS_PTRACE',),
+    requires={"CAP_SYS_PTRACE": ["pid", "fd", "net_namespace"]},
 )
 
 LISTENING_PORTS_SPEC = table(
@@ -53,7 +53,7 @@ LISTENING_PORTS_SPEC = table(
     ],
     generator='gen_listening_ports',
     cacheable=True,
-    needs=("CAP_SYS_PTRACE",),
+    requires={"CAP_SYS_PTRACE": ["pid", "fd", "net_namespace"]},
     platforms=('darwin', 'linux', 'windows'),
 )
 

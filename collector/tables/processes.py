@@ -60,7 +60,7 @@ SPEC = table(
     cacheable=True,
     platforms=('darwin', 'linux', 'windows'),
     examples=('select * from processes where pid = 1',),
-    needs=('CAP_SYS_PTRACE',),
+    requires={"CAP_SYS_PTRACE": ["path", "cwd", "root", "disk_bytes_read", "disk_bytes_written"]},
 )
 
 _DENIED = (errno.EACCES, errno.EPERM)

@@ -27,6 +27,7 @@ SPEC = table(
     user_data=True,
     platforms=('darwin', 'linux', 'windows'),
     examples=("select * from python_packages where directory='/usr/'", 'select * from users cross join python_packages using (uid)'),
+    requires={"CAP_SYS_PTRACE": ["pid_with_namespace"]},
 )
 
 SYSTEM_GLOBS = ("/usr/local/lib/python*/dist-packages", "/usr/local/lib/python*/site-packages",

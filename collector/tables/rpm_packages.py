@@ -37,6 +37,7 @@ RPM_PACKAGES_SPEC = table(
     generator='gen_rpm_packages',
     cacheable=True,
     platforms=('linux',),
+    requires={"CAP_SYS_PTRACE": ["mount_namespace_id"]},
 )
 
 RPM_PACKAGE_FILES_SPEC = table(

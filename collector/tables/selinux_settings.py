@@ -18,6 +18,7 @@ SPEC = table(
     ],
     platforms=('linux',),
     examples=("SELECT * FROM selinux_settings WHERE key = 'enforce'",),
+    requires={"CAP_DAC_READ_SEARCH": ["value"]},
 )
 
 
@@ -62,7 +63,7 @@ def generate(ctx: Context) -> Iterator[Row]:
                 continue
             yield {"scope": "class", "key": os.path.relpath(dirpath, class_root), "value": name}
     if unreadable:
-        ctx.missing(["value"], "cannot read selinuxfs entries", "root", rows=unreadable)
+        ctx.missing(["value"], "cannot read selinuxfs entries", "CAP_DAC_READ_SEARCH", rows=unreadable)
 
 
 def _value(path: str) -> str:

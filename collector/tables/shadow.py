@@ -29,7 +29,7 @@ SPEC = table(
     ],
     platforms=('linux',),
     examples=("select * from shadow where username = 'root'",),
-    needs=('root',),
+    requires={"CAP_DAC_READ_SEARCH": ["*"]},
 )
 
 
@@ -63,7 +63,7 @@ def generate(ctx: Context) -> Iterator[Row]:
     except FileNotFoundError:
         return
     except OSError as e:
-        cap = "root (CAP_DAC_READ_SEARCH)" if e.errno in (errno.EACCES, errno.EPERM) else None
+        cap = "CAP_DAC_READ_SEARCH" if e.errno in (errno.EACCES, errno.EPERM) else None
         ctx.missing([], f"/etc/shadow: {e.strerror}", cap)
         return
     for line in text.splitlines():

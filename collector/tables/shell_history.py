@@ -27,7 +27,7 @@ SPEC = table(
     user_data=True,
     platforms=('darwin', 'linux'),
     examples=('select * from users join shell_history using (uid)',),
-    needs=('CAP_DAC_READ_SEARCH',),
+    requires={"CAP_DAC_READ_SEARCH": ["*"]},
 )
 
 

@@ -21,6 +21,7 @@ SPEC = table(
         col('md5', TEXT, 'MD5 hash of table entry', collate='nocase'),
     ],
     platforms=('darwin', 'linux'),
+    requires={"CAP_DAC_READ_SEARCH": ["*"]},
 )
 
 
@@ -32,7 +33,8 @@ def generate(ctx: Context) -> Iterator[Row]:
     blob, reason = _hw.read_smbios(ctx)
     if blob is None:
         if reason:
-            ctx.missing(["number", "type", "description", "handle", "header_size", "size", "md5"], reason, "root")
+            ctx.missing(["number", "type", "description", "handle", "header_size", "size", "md5"], reason,
+                        "CAP_DAC_READ_SEARCH")
         return
     want_md5 = ctx.used("md5")
     for s in _hw.walk_smbios(blob):

@@ -31,6 +31,7 @@ AUTHORIZED_KEYS_SPEC = table(
     user_data=True,
     platforms=('darwin', 'linux'),
     examples=('select * from users join authorized_keys using (uid)',),
+    requires={"CAP_DAC_READ_SEARCH": ["*"], "CAP_SYS_PTRACE": ["*"]},
 )
 
 KNOWN_HOSTS_SPEC = table(
@@ -45,6 +46,7 @@ KNOWN_HOSTS_SPEC = table(
     user_data=True,
     platforms=('darwin', 'linux'),
     examples=('select * from users join known_hosts using (uid)',),
+    requires={"CAP_DAC_READ_SEARCH": ["*"]},
 )
 
 USER_SSH_KEYS_SPEC = table(
@@ -64,6 +66,7 @@ USER_SSH_KEYS_SPEC = table(
     user_data=True,
     platforms=('darwin', 'linux', 'windows'),
     examples=('select * from users join user_ssh_keys using (uid) where encrypted = 0',),
+    requires={"CAP_DAC_READ_SEARCH": ["*"], "CAP_SYS_PTRACE": ["*"]},
 )
 
 SSH_CONFIGS_SPEC = table(
@@ -79,6 +82,7 @@ SSH_CONFIGS_SPEC = table(
     user_data=True,
     platforms=('darwin', 'linux', 'windows'),
     examples=('select * from users join ssh_configs using (uid)',),
+    requires={"CAP_DAC_READ_SEARCH": ["*"]},
 )
 
 SPECS = [AUTHORIZED_KEYS_SPEC, KNOWN_HOSTS_SPEC, USER_SSH_KEYS_SPEC, SSH_CONFIGS_SPEC]

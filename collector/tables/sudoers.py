@@ -21,7 +21,7 @@ SPEC = table(
         col('rule_details', TEXT, 'Rule definition'),
     ],
     platforms=('darwin', 'linux'),
-    needs=('root',),
+    requires={"CAP_DAC_READ_SEARCH": ["*"]},
 )
 
 
@@ -47,7 +47,8 @@ def _read_file(ctx: Context, path: str, level: int, rows: list[Row]) -> None:
     except FileNotFoundError:
         return
     except OSError as e:
-        ctx.missing([], f"{path}: {e.strerror}", "root" if e.errno in (1, 13) else None)
+        cap = "CAP_DAC_READ_SEARCH" if e.errno in (1, 13) else None
+        ctx.missing([], f"{path}: {e.strerror}", cap)
         return
     continued = False
     for raw in lines:
@@ -84,7 +85,8 @@ def _read_dir(ctx: Context, directory: str, level: int, rows: list[Row]) -> None
     except FileNotFoundError:
         return
     except OSError as e:
-        ctx.missing([], f"{directory}: {e.strerror}", "root" if e.errno in (1, 13) else None)
+        cap = "CAP_DAC_READ_SEARCH" if e.errno in (1, 13) else None
+        ctx.missing([], f"{directory}: {e.strerror}", cap)
         return
     for name in names:
         # sudoers(5): files in an include directory whose name contains '.' or ends in '~' are skipped.

@@ -28,6 +28,7 @@ SPEC = table(
     ],
     cacheable=True,
     platforms=('darwin', 'linux'),
+    requires={"CAP_SYS_PTRACE": ["pid_with_namespace"]},
 )
 
 SEARCH_PATHS = ("/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/tmp")

@@ -36,6 +36,7 @@ SPEC = table(
         col('emulated_cpu_type', TEXT, 'Emulated CPU type', platforms=('windows',)),
     ],
     platforms=('darwin', 'linux', 'windows'),
+    requires={"CAP_DAC_READ_SEARCH": ["hardware_serial", "board_serial"]},
 )
 
 
@@ -162,4 +163,4 @@ def _hardware(ctx: Context, row: Row) -> None:
     if row.get("hardware_vendor", "") and row["hardware_vendor"].lower() == "lenovo":
         row["hardware_model"], row["hardware_version"] = row["hardware_version"], row["hardware_model"]
     if unreadable:
-        ctx.missing(unreadable, "permission denied reading " + _DMI_ID, "root")
+        ctx.missing(unreadable, "permission denied reading " + _DMI_ID, "CAP_DAC_READ_SEARCH")

@@ -35,6 +35,7 @@ USERS_SPEC = table(
     generator='gen_users',
     platforms=('darwin', 'linux', 'windows'),
     examples=('select * from users where uid = 1000', "select * from users where username = 'root'", 'select count(*) from users u, user_groups ug where u.uid = ug.uid'),
+    requires={"CAP_SYS_PTRACE": ["*"]},
 )
 
 GROUPS_SPEC = table(
@@ -52,6 +53,7 @@ GROUPS_SPEC = table(
     generator='gen_groups',
     platforms=('darwin', 'linux', 'windows'),
     examples=('select * from groups where gid = 0',),
+    requires={"CAP_SYS_PTRACE": ["*"]},
 )
 
 USER_GROUPS_SPEC = table(

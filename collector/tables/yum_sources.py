@@ -24,6 +24,7 @@ SPEC = table(
         col('pid_with_namespace', INTEGER, 'Pids that contain a namespace', hidden=True, additional=True),
     ],
     platforms=('linux',),
+    requires={"CAP_SYS_PTRACE": ["pid_with_namespace"]},
 )
 
 _KEYS = ("name", "baseurl", "mirrorlist", "metalink", "enabled", "gpgcheck", "gpgkey")
