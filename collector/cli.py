@@ -1,4 +1,4 @@
-"""The `quarry` command: shell, query, tables, schema.
+"""The `quarry` command: shell, query, tables, schema, run, check-config, status.
 
 Flags keep osquery's names where osquery has the flag (`--json`, `--csv`, `--line`, `--separator`,
 `--header`, `--nullvalue`); `--hostfs` points every table at a host root mounted elsewhere.
@@ -118,6 +118,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from collector.status import show
+
+    return show(args.database_path, as_json=args.json, max_age_s=args.max_age)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="quarry", description="osquery-compatible host telemetry as SQL")
     p.add_argument("--version", action="version", version=f"quarry {__version__}")
@@ -146,6 +152,16 @@ def parser() -> argparse.ArgumentParser:
     cc = sub.add_parser("check-config", help="validate a config (osquery --config_check); --explain shows selection")
     cc.add_argument("flags", nargs=argparse.REMAINDER, help="--config_path, --flagfile, --explain, other flags")
     cc.set_defaults(func=cmd_check_config)
+
+    st = sub.add_parser("status", help="the running daemon's shippers and scheduler (from its status.json)",
+                        description="Exit status: 0 the daemon runs, 1 it does not (stale status), "
+                                    "2 no status.")
+    st.add_argument("--database_path", default="/var/osquery/osquery.db",
+                    help="the daemon's --database_path (status.json is kept beside its state)")
+    st.add_argument("--json", action="store_true", help="print the raw status document")
+    st.add_argument("--max_age", type=float, default=None,
+                    help="seconds after which the status counts as stale (default: 3 intervals, >= 15)")
+    st.set_defaults(func=cmd_status)
 
     t = sub.add_parser("tables", help="list the tables")
     t.set_defaults(func=cmd_tables)

@@ -50,6 +50,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.reloads = 0
         self.sink: Sink | None = None
+        self.needs_ecs = True  # whether a shipper renders ECS documents (set with the pipeline)
         self.status_sink: StatusSink | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -105,6 +106,7 @@ class Daemon:
             self.watchdog = Watchdog(self.scheduler, limits_, delay=float(self._flag("watchdog_delay")),
                                      on_status=self.on_status)
         self._build_pipeline()
+        self._setup_status()
         self.publishers: list[Any] = []
         if not bool(self._flag("disable_events")):
             self._start_events(root)
@@ -134,7 +136,27 @@ class Daemon:
             doc = {"host": self.ctx.host_identifier, "time": time.time(), **event}
             await self.pipeline.submit(shipping.Item(None, doc))
 
+        # Mapping every row to ECS costs as much as the rest of a run's delivery: skip it when no shipper
+        # sends ECS documents.
+        self.needs_ecs = any(r.shipper.format != "osquery" for r in self.pipeline.runners.values())
         self.sink, self.status_sink = results, status
+
+    def _setup_status(self) -> None:
+        """status.json for `quarry status` (always) and the /metrics + /healthz endpoint (--metrics_port)."""
+        from collector import status
+
+        self.status = status.StatusPublisher(
+            status.status_path(str(self._flag("database_path"))), runtime=self.runtime,
+            scheduler=self.scheduler,
+            shippers=self.pipeline.snapshot if self.pipeline is not None else None,
+            secrets=status.secret_values(self.loaded.config.shippers),
+            interval_s=float(self._flag("status_interval")))
+        self.metrics: Any = None
+        if int(self._flag("metrics_port")):
+            from collector.metrics_http import MetricsServer
+
+            self.metrics = MetricsServer(self.status.document, host=str(self._flag("metrics_address")),
+                                         port=int(self._flag("metrics_port")))
 
     def _pipeline_notice(self, notice: dict[str, Any]) -> None:
         # Drops and dead letters go to the status log only: feeding them back into the pipeline could loop.
@@ -184,12 +206,18 @@ class Daemon:
         if q.skip_empty and diff.snapshot is not None and not diff.snapshot:
             return
         # The context is shared; no await happens between setting the decorations and rendering.
-        self.ctx.decorations = dict(decorations)
+        decorations = dict(decorations)
+        self.ctx.decorations = decorations
         events = events_for(diff, self.ctx, q)
-        self.logger.log_diff(diff, q, events=events)
         if self.sink is not None and events:
-            docs = [self.mapper.event_document(e, host=self.host, agent=self.agent) for e in events]
+            # Shippers first, then the results log: once a line is in the log its events are in every
+            # shipper's spool, so a SIGKILL can cost the log a run the shippers have, never the reverse
+            # (the ECS mapping below takes long enough for a kill to land between the two).
+            docs = ([self.mapper.event_document(e, host=self.host, agent=self.agent) for e in events]
+                    if self.needs_ecs else [{} for _ in events])
             await self.sink(events, docs, q)
+            self.ctx.decorations = decorations  # another query's delivery may have set its own meanwhile
+        self.logger.log_diff(diff, q, events=events)
 
     async def on_status(self, event: dict[str, Any]) -> None:
         severity = {"info": 0, "warning": 1, "error": 2}.get(str(event.get("severity", "warning")), 1)
@@ -246,6 +274,13 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.reload("SIGHUP"))))
         if self.pipeline is not None:
             await self.pipeline.start()
+        self.status.start()
+        if self.metrics is not None:
+            try:
+                await self.metrics.start()
+            except OSError as e:  # collecting goes on; the operator sees this and a failing scrape
+                log.error("metrics endpoint %s:%s cannot listen: %s", self.metrics.host, self.metrics.port, e)
+                self.metrics = None
         sched = loop.create_task(self.scheduler.run())
         self._tasks.append(loop.create_task(self._watch()))
         if self.watchdog is not None:
@@ -259,6 +294,8 @@ class Daemon:
 
     async def shutdown(self) -> None:
         self.stopping.set()
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self.watchdog is not None:
             self.watchdog.stop()
         await self.scheduler.stop(10.0)
@@ -266,6 +303,7 @@ class Daemon:
             await asyncio.to_thread(pub.stop)
         if self.pipeline is not None:
             await self.pipeline.stop(grace=10.0)
+        await self.status.stop()  # the final figures, marked "stopped"
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -277,6 +315,10 @@ class Daemon:
 def main(argv: Sequence[str]) -> int:
     level = logging.DEBUG if "--verbose" in argv else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The search clients log every failed connection attempt with a traceback (hundreds a minute during an
+    # outage); the pipeline already reports each outage once with its reason.
+    for noisy in ("elastic_transport", "opensearch", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if level > logging.DEBUG else logging.DEBUG)
     daemon = Daemon(argv)
     try:
         daemon.setup()
@@ -284,6 +326,16 @@ def main(argv: Sequence[str]) -> int:
         log.error("%s", e)
         return 1
     os.umask(0o027)
+    if str(daemon.loaded.flag("run_as_user")):
+        from collector import privdrop
+
+        try:  # everything that needs root (state db, logs, event sockets) is open by now
+            privdrop.run_as(str(daemon.loaded.flag("run_as_user")), str(daemon.loaded.flag("run_as_capabilities")),
+                            database_path=str(daemon.loaded.flag("database_path")),
+                            logger_path=str(daemon.loaded.flag("logger_path")))
+        except (QuarryError, OSError) as e:
+            log.error("cannot run as %s: %s", daemon.loaded.flag("run_as_user"), e)
+            return 1
     # Start-up objects (tables, specs, mapping, config) live as long as the process: keep them out of the
     # collector's scans, which otherwise cost about a quarter of the pipeline's drain rate.
     gc.freeze()

@@ -109,6 +109,20 @@ CATALOGUE: tuple[Flag, ...] = (
     # Quarry's own
     _f("hostfs", "string", "/",
        "Root of the host filesystem to read (e.g. /host when running in a container)", quarry_only=True),
+    _f("run_as_user", "string", "",
+       "After start-up, drop root and run as this user[:group] (files Quarry created are chowned to it)",
+       quarry_only=True),
+    _f("run_as_capabilities", "string", "",
+       "With run_as_user: capabilities to keep, comma-separated (e.g. dac_read_search,sys_ptrace)",
+       quarry_only=True),
+    _f("status_interval", "uint64", 5,
+       "Seconds between two writes of <database_path>/status.json (read by `quarry status`)",
+       quarry_only=True),
+    _f("metrics_port", "uint32", 0,
+       "TCP port of the HTTP endpoint serving /metrics (Prometheus) and /healthz; 0 = off", quarry_only=True),
+    _f("metrics_address", "string", "127.0.0.1",
+       "Address the /metrics and /healthz endpoint listens on (loopback unless exposed on purpose)",
+       quarry_only=True),
 )
 
 FLAGS: dict[str, Flag] = {f.name: f for f in CATALOGUE}

@@ -2,7 +2,8 @@
 
 The shell and `quarry query` use `Runtime.for_shell()` (no schedule, events off, flags at their defaults
 unless given); the daemon builds one Runtime at start and updates it as it runs: schedule statistics via
-`record_run()`, packs, event counters and the config facts. The osquery_* generators only read it.
+`record_run()`, packs, event counters, the config facts and the shippers' figures (`set_shippers()`).
+The osquery_* generators only read it.
 """
 
 from __future__ import annotations
@@ -137,6 +138,8 @@ class Runtime:
     plugins: dict[tuple[str, str], bool] = field(default_factory=dict)
     # The daemon's collector.eventstore.EventStore; None in the shell (evented tables are then empty).
     event_store: EventStore | None = None
+    # The pipeline's per-shipper figures (collector.status publishes them); empty without a daemon.
+    shippers: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # --- construction ---------------------------------------------------------------------------------------
@@ -186,6 +189,10 @@ class Runtime:
     def record_run(self, name: str, **measures: int) -> None:
         with self.lock:
             self.schedule[name].record(**measures)
+
+    def set_shippers(self, snapshot: dict[str, dict[str, Any]]) -> None:
+        with self.lock:
+            self.shippers = snapshot
 
     def flag(self, name: str) -> str:
         return self.flags[flagdefs.canonical(name)].value if self.flags else flagdefs.FLAGS[name].default

@@ -112,5 +112,6 @@ def build(shippers: Mapping[str, Any], flags: Mapping[str, Any], kafka_topics: M
             errors.append(f"shippers.{name}: {e}")
     if not made:
         return None, errors
-    pipeline = Pipeline(made, settings, Path(state_dir) / "spool", render=render, on_status=on_status)
+    # The runner puts each spool in <state>/spool/<name> and dead letters in <state>/deadletter/.
+    pipeline = Pipeline(made, settings, Path(state_dir), render=render, on_status=on_status)
     return pipeline, errors

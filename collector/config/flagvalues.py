@@ -24,8 +24,8 @@ CLI_ONLY = frozenset({
     "disable_database", "pidfile", "logger_plugin", "watchdog_level", "watchdog_memory_limit",
     "watchdog_utilization_limit", "watchdog_latency_limit", "watchdog_delay", "disable_watchdog",
     "extensions_socket", "extensions_autoload", "disable_extensions", "daemonize", "ephemeral",
-    # Quarry: the engine's filesystem root is fixed when the daemon starts.
-    "hostfs",
+    # Quarry: the engine's filesystem root and the user are fixed when the daemon starts.
+    "hostfs", "run_as_user", "run_as_capabilities",
 })
 
 EXTRA: dict[str, flagdefs.Flag] = {

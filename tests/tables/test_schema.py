@@ -45,6 +45,10 @@ def test_wave1_table_registered(name):
 @pytest.mark.parametrize("name", sorted(all_tables()))
 def test_table_matches_osquery(name, reference):
     spec = all_tables()[name].spec
+    if spec.quarry_only:  # Quarry's own (osquery_shippers): it must not shadow or pretend to be osquery's
+        assert name not in reference, f"{name} is an osquery table: declare it as osquery does"
+        assert spec.columns and "Quarry" in spec.description, f"{name}: say in the description it is Quarry's"
+        return
     assert name in reference, f"{name} is not an osquery table"
     ref = reference[name]
     assert "linux" in ref["platforms"], f"{name} is not a Linux table in osquery"
