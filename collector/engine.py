@@ -90,6 +90,8 @@ class Engine:
             self.conn.create_module(name, Module(reg, self._context), use_bestindex_object=True,
                                     eponymous_only=True, read_only=True)
         sqlfunc.register(self.conn)
+        # osquery's sleep(), but one that interrupt() and the query's timeout can end (time.sleep cannot).
+        self.conn.create_scalar_function("sleep", self._sleep, 1)
         self.conn.authorizer = self._authorize
 
     # --- public --------------------------------------------------------------------------------
@@ -108,15 +110,22 @@ class Engine:
             timer.start()
         try:
             cursor = self.conn.cursor()
-            columns: list[str] = []
+            shapes: list[list[str]] = []  # the columns of each statement that returns columns
 
             def describe(cur: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
                 # Runs after prepare, before the first step: the only moment an empty result has columns.
-                columns[:] = [d[0] for d in cur.getdescription()]
+                names = [d[0] for d in cur.getdescription()]
+                if names:
+                    shapes.append(names)
+                    if names != shapes[0]:  # several statements, other columns: tag their rows (see _merge)
+                        cur.row_trace = _Tagged.maker(len(shapes) - 1)
                 return True
 
             cursor.exec_trace = describe
             rows = cursor.execute(sql).fetchall()
+            columns = shapes[0] if shapes else []
+            if any(s != columns for s in shapes):
+                columns, rows = _merge(shapes, rows)
         except QueryError:
             raise
         except apsw.AuthError as e:
@@ -133,9 +142,15 @@ class Engine:
             raise QueryError(message) from None
         except apsw.Error as e:
             raise QueryError(_sqlite_message(e)) from None
+        except UnicodeDecodeError as e:
+            # SQL can build text that is not UTF-8 (CAST(x'ff' AS TEXT), char(55296)); apsw cannot hand it over.
+            raise QueryError(f"a result value is text that is not valid UTF-8 ({e.reason} at byte {e.start}); "
+                             "select hex(...) or CAST(... AS BLOB) instead") from None
         finally:
             if timer:
                 timer.cancel()
+            if self.conn.in_transaction:  # a BEGIN/SAVEPOINT left open must not carry into the next query
+                self.conn.execute("ROLLBACK")
         return Result(columns, rows, self._report.messages(), time.perf_counter() - started)
 
     def interrupt(self) -> None:
@@ -163,6 +178,13 @@ class Engine:
         return columns
 
     # --- internals ------------------------------------------------------------------------------
+    def _sleep(self, seconds: Any) -> int:
+        n = sqlfunc._int(seconds)  # the same argument rules as osquery's sleep()
+        if n <= 0:
+            return 0
+        self._cancel.wait(n)  # set by interrupt(), which the timeout timer calls
+        return n
+
     def _deadline_passed(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline
 
@@ -187,6 +209,34 @@ class Engine:
             self._denied = "load_extension is not allowed: Quarry does not load SQLite extensions"
             return apsw.SQLITE_DENY
         return apsw.SQLITE_OK
+
+
+class _Tagged:
+    """A row of statement `k` of a multi-statement query."""
+
+    __slots__ = ("k", "row")
+
+    def __init__(self, k: int, row: tuple[Any, ...]) -> None:
+        self.k, self.row = k, row
+
+    @staticmethod
+    def maker(k: int) -> Any:
+        return lambda _cursor, row: _Tagged(k, row)
+
+
+def _merge(shapes: list[list[str]], rows: list[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Statements returning different columns: one table over every column name (osquery returns each row as
+    a map, so a column a statement lacks is simply absent; here it is NULL)."""
+    columns = list(dict.fromkeys(name for shape in shapes for name in shape))
+    where = {name: i for i, name in enumerate(columns)}
+    out = []
+    for row in rows:
+        shape, values = (shapes[row.k], row.row) if isinstance(row, _Tagged) else (shapes[0], row)
+        full: list[Any] = [None] * len(columns)
+        for name, v in zip(shape, values):
+            full[where[name]] = v
+        out.append(tuple(full))
+    return columns, out
 
 
 def _sqlite_message(e: apsw.Error) -> str:

@@ -197,7 +197,7 @@ def inet_aton(value: Any) -> int | None:
         return None
     try:
         return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL inside the text
         return None
 
 

@@ -70,14 +70,17 @@ def power(x: Any, y: Any) -> float | None:
         raise _error(_ERANGE) from None
 
 
-def _rounder(f: Callable[[float], float]) -> Callable[[Any], int | None]:
-    def fn(value: Any) -> int | None:
+def _rounder(f: Callable[[float], float]) -> Callable[[Any], int | float | None]:
+    def fn(value: Any) -> int | float | None:
         if value is None:
             return None
         if isinstance(value, int):
             return value
-        x = f(_double(value))
-        return int(x) if math.isfinite(x) else None
+        d = _double(value)
+        if not math.isfinite(d):  # math.ceil/floor raise on inf and nan
+            return None
+        x = f(d)
+        return int(x) if -(2**63) <= x < 2**63 else float(x)  # beyond int64 SQLite keeps a REAL
 
     return fn
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import apsw
 
-from collector.errors import QueryError
+from collector.errors import QueryError, TableError
 from collector.table import EQ, GE, GLOB, GT, LE, LIKE, LT, Context, Row, TableSpec
 from collector.registry import Registered
 
@@ -141,7 +141,10 @@ class Cursor:
         ):
             raise QueryError(f"Table {spec.name} was queried without a required column in the WHERE clause")
         ctx = self.table.make_context(spec, constraints, used)
-        self.rows = iter(self.table.generate(ctx))
+        try:
+            self.rows = iter(self.table.generate(ctx))
+        except OSError as e:
+            raise _unreadable(spec.name, e) from None
         self.rowid = 0
         self.Next()
 
@@ -164,8 +167,16 @@ class Cursor:
         except StopIteration:
             self.row = {}
             self.eof = True
+        except OSError as e:
+            # e.g. --hostfs pointing at a tree without /proc: a clear table error, not a bare OSError.
+            raise _unreadable(self.table.spec.name, e) from None
 
     def Close(self) -> None:
         close = getattr(self.rows, "close", None)
         if close is not None:
             close()
+
+
+def _unreadable(table: str, e: OSError) -> TableError:
+    what = f"{e.filename}: " if e.filename else ""
+    return TableError(table, f"cannot read {what}{e.strerror or e}")

@@ -65,7 +65,7 @@ def strip_mapped(text: str) -> tuple[str, LineMap, int]:
         if trimmed.startswith(("#", "//")):
             joined, segs = "", [(0, start + 1, 0)]
         elif trimmed:
-            size += len(trimmed.encode()) + 1
+            size += len(trimmed.encode("utf-8", "surrogatepass")) + 1  # loads() may get lone surrogates
         out.append(joined)
         lmap.segments.append(segs)
         for k in range(start + 1, i):
