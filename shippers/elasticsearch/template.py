@@ -45,6 +45,9 @@ ENVELOPE: dict[str, str] = {
     "data_stream.type": "keyword", "data_stream.dataset": "keyword", "data_stream.namespace": "keyword",
 }
 PRIORITY = 200  # > 100: wins over Elasticsearch's managed logs@template (pattern logs-*-*)
+# the operator's hook (Elastic's @custom convention): settings such as the ILM policy go there
+# (deploy/elasticsearch/ installs one); optional, so the template installs without it
+CUSTOM_COMPONENT = "logs-osquery@custom"
 
 
 def _fields() -> dict[str, str]:
@@ -91,6 +94,8 @@ def build_template() -> dict[str, Any]:
         "index_patterns": ["logs-osquery.*-*"],
         "priority": PRIORITY,
         "data_stream": {},
+        "composed_of": [CUSTOM_COMPONENT],
+        "ignore_missing_component_templates": [CUSTOM_COMPONENT],
         "_meta": {"managed_by": "quarry", "description": "Quarry osquery results (ECS 9.4) - generated from "
                                                           "schemas/ecs/mapping.json by shippers/elasticsearch/template.py"},
         "template": {
@@ -112,7 +117,10 @@ def load_template(flavor: str = "elasticsearch", path: Path | None = None) -> di
     """The template body for one product (the same mappings; OpenSearch 2.x gets no `_meta`)."""
     body: dict[str, Any] = json.loads((path or TEMPLATE_FILE).read_text())
     if flavor == "opensearch":
-        body.pop("_meta", None)
+        # OpenSearch 2.x knows neither `_meta` nor ignore_missing_component_templates (ISM, not a component
+        # template, carries its lifecycle)
+        for key in ("_meta", "composed_of", "ignore_missing_component_templates"):
+            body.pop(key, None)
     return body
 
 
