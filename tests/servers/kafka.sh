@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Kafka broker (KRaft combined broker+controller, one node) on 127.0.0.1.
 #   kafka.sh start DATA_DIR PORT [CONTROLLER_PORT [SASL_SSL_PORT]]
+#   kafka.sh restart DATA_DIR     # after stop: same ports and log dirs (formats only if meta.properties is missing)
 #   kafka.sh stop|status DATA_DIR
 # PORT is the PLAINTEXT listener. With SASL_SSL_PORT, a SASL_SSL listener is added: TLS with a CA
 # generated here (DATA_DIR/tls/ca.pem), SCRAM-SHA-512 user quarry-scram and PLAIN user quarry-plain
@@ -23,6 +24,28 @@ gen_tls() {  # CA + server certificate for 127.0.0.1/localhost, PEM (key in PKCS
   cat "$t/server.p8" "$t/server.crt" "$t/ca.pem" > "$t/server-keystore.pem"
 }
 
+java_setup() {  # JAVA and JOPTS for StorageTool and the broker
+  JAVA=${KAFKA_JAVA_HOME:-$JAVA17_HOME}/bin/java
+  JOPTS=(-Xms256m -Xmx${KAFKA_HEAP:-512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent
+         -XX:TieredStopAtLevel=1 -Xshare:auto -Djava.awt.headless=true
+         "-Dlog4j2.configurationFile=$DATA/log4j2.properties" "-Dkafka.logs.dir=$DATA")
+}
+
+format_storage() {  # a new cluster id; "$@" are extra StorageTool format arguments (SCRAM users)
+  CID=$("$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool random-uuid 2>&1) \
+    || { echo "$CID" >> "$LOG"; tail -n 40 "$LOG" >&2; die "StorageTool random-uuid failed (java: $JAVA)"; }
+  CID=$(tail -n 1 <<<"$CID")
+  "$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool format -t "$CID" \
+    -c "$DATA/server.properties" "$@" >>"$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; die "storage format failed"; }
+}
+
+launch() {  # start the broker on $DATA/server.properties and wait for PORT (and SPORT when set)
+  nohup "$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.Kafka "$DATA/server.properties" >>"$LOG" 2>&1 </dev/null &
+  echo $! > "$PIDF"
+  wait_port "$PORT" "$PIDF" "$LOG" "${KAFKA_START_TIMEOUT:-120}" || { stop_pid "$PIDF" 5; die "broker did not start"; }
+  [[ -z $SPORT ]] || wait_port "$SPORT" "$PIDF" "$LOG" 30 || { stop_pid "$PIDF" 5; die "SASL_SSL listener did not open"; }
+}
+
 case $cmd in
 start)
   PORT=${3:?PORT}; CPORT=${4:-$((PORT + 1))}; SPORT=${5:-}
@@ -30,7 +53,6 @@ start)
   pid_alive "$PIDF" && die "already running (pid $(cat "$PIDF"))"
   for p in "$PORT" "$CPORT" $SPORT; do port_open "$p" && die "port $p is already in use"; done
   mkdir -p "$DATA"; : > "$LOG"
-  JAVA=${KAFKA_JAVA_HOME:-$JAVA17_HOME}/bin/java
   listeners="PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT"
   advertised="PLAINTEXT://127.0.0.1:$PORT"
   protomap="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
@@ -92,19 +114,32 @@ logger.kafka.level = INFO
 logger.server.name = org.apache.kafka.server
 logger.server.level = INFO
 L4J
-  JOPTS=(-Xms256m -Xmx${KAFKA_HEAP:-512m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExplicitGCInvokesConcurrent
-         -XX:TieredStopAtLevel=1 -Xshare:auto -Djava.awt.headless=true
-         "-Dlog4j2.configurationFile=$DATA/log4j2.properties" "-Dkafka.logs.dir=$DATA")
-  CID=$("$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool random-uuid 2>&1) \
-    || { echo "$CID" >> "$LOG"; tail -n 40 "$LOG" >&2; die "StorageTool random-uuid failed (java: $JAVA)"; }
-  CID=$(tail -n 1 <<<"$CID")
-  "$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.tools.StorageTool format -t "$CID" \
-    -c "$DATA/server.properties" "${format_extra[@]}" >>"$LOG" 2>&1 || { tail -n 40 "$LOG" >&2; die "storage format failed"; }
-  nohup "$JAVA" "${JOPTS[@]}" -cp "$KAFKA_HOME/lib/*" kafka.Kafka "$DATA/server.properties" >>"$LOG" 2>&1 </dev/null &
-  echo $! > "$PIDF"
-  wait_port "$PORT" "$PIDF" "$LOG" "${KAFKA_START_TIMEOUT:-120}" || { stop_pid "$PIDF" 5; die "broker did not start"; }
-  [[ -z $SPORT ]] || wait_port "$SPORT" "$PIDF" "$LOG" 30 || { stop_pid "$PIDF" 5; die "SASL_SSL listener did not open"; }
+  java_setup
+  format_storage "${format_extra[@]}"
+  launch
   echo "kafka started: PLAINTEXT 127.0.0.1:$PORT${SPORT:+, SASL_SSL 127.0.0.1:$SPORT} (pid $(cat "$PIDF"), log $LOG)"
+  ;;
+restart)
+  # Same server.properties (ports, listeners, SASL users) and the same log dirs, so topics and offsets survive.
+  [[ -f $DATA/server.properties ]] || die "no $DATA/server.properties: use start first"
+  pid_alive "$PIDF" && die "already running (pid $(cat "$PIDF"))"
+  listeners=$(sed -n 's/^listeners=//p' "$DATA/server.properties")
+  PORT=$(grep -o 'PLAINTEXT://127\.0\.0\.1:[0-9]*' <<<"$listeners" | head -n 1 | cut -d: -f3)
+  SPORT=$(grep -o 'SASL_SSL://127\.0\.0\.1:[0-9]*' <<<"$listeners" | cut -d: -f3 || true)
+  for p in $(grep -o '127\.0\.0\.1:[0-9]*' <<<"$listeners" | cut -d: -f2); do port_open "$p" && die "port $p is already in use"; done
+  echo "--- restart $(date -u +%FT%TZ) ---" >> "$LOG"
+  java_setup
+  if [[ ! -f $DATA/kraft/meta.properties ]]; then
+    format_extra=()
+    if [[ -f $DATA/credentials.env ]]; then
+      # shellcheck disable=SC1091
+      source "$DATA/credentials.env"
+      format_extra=(--add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]")
+    fi
+    format_storage "${format_extra[@]}"
+  fi
+  launch
+  echo "kafka restarted: PLAINTEXT 127.0.0.1:$PORT${SPORT:+, SASL_SSL 127.0.0.1:$SPORT} (pid $(cat "$PIDF"), log $LOG)"
   ;;
 stop) stop_pid "$PIDF" 60 ;;
 status) status_pid "$PIDF" ;;

@@ -68,6 +68,7 @@ search_start() {
   port_open "$PORT" && die "port $PORT is already in use"
   mkdir -p "$DATA"; chmod 755 "$DATA"
   tport=${TRANSPORT_PORT:-0}
+  echo "$PORT" > "$DATA/port"  # for restart: same port, same path.data
   make_instance_home "$dist" "$DATA/home"
   mkdir -p "$DATA/data" "$DATA/logs" "$DATA/tmp" "$DATA/run" "$DATA/home/logs"
   # no GC log files (relative paths in jvm.options; not needed for tests)

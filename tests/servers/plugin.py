@@ -10,6 +10,8 @@ Loaded by ``tests/conftest.py`` with ``pytest_plugins = ["tests.servers.plugin"]
   ``lumberjack_server``.
 * Per-test helpers give every test its own namespace: ``kafka_topic``, ``es_index``, ``os_index``,
   ``hec_target`` (fresh token + its own output file), ``lumberjack_output`` (fresh output file).
+* ``servers.outage(name)`` (or ``servers.stop(name)`` / ``servers.start_again(name)``) stops a started
+  server and starts it again on the same port with its data kept, for fault tests.
 * Logs and data live in one folder per session (``QUARRY_SERVERS_RUN_DIR`` or a temp dir); it is kept
   when a test failed or a server did not start, and its path is printed. A fixture that cannot start
   its server fails with the tail of the server's log.
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -371,6 +374,9 @@ class ServerManager:
         self._started: dict[str, Any] = {}
         self._errors: dict[str, str] = {}
         self._stops: list[tuple[str, Callable[[], None]]] = []
+        # name -> (stop, start again on the same port with the same data); see outage()
+        self._restarts: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
+        self._down: set[str] = set()
         self.start_failed = False
 
     def _dir(self, name: str) -> Path:
@@ -404,6 +410,40 @@ class ServerManager:
         self._started[name] = srv
         return srv
 
+    def stop(self, name: str) -> None:
+        """Stop a started server (its fixture object stays valid: same host, port and data)."""
+        if name not in self._restarts:
+            raise ValueError(f"{name} is not a started server (started: {sorted(self._restarts)})")
+        self._down.add(name)
+        self._restarts[name][0]()
+
+    def start_again(self, name: str) -> None:
+        """Start a stopped server on the same port with its data, and wait until it serves again.
+        If it cannot, later tests that ask for it fail with the reason instead of hanging."""
+        if name not in self._down:
+            return
+        try:
+            self._restarts[name][1]()
+        except Exception as e:
+            self.start_failed = True
+            self._errors[name] = f"could not start {name} server again after an outage:\n{e}"
+            self._started.pop(name, None)
+            if name == "kafka":
+                self._started.pop("kafka_sasl", None)
+                self._errors["kafka_sasl"] = self._errors[name]
+            raise
+        self._down.discard(name)
+
+    @contextmanager
+    def outage(self, name: str) -> Iterator[None]:
+        """``with servers.outage("kafka"): time.sleep(60)`` — the server is down inside the block and
+        serving again (same port, same data) when it ends, even when the block raised."""
+        try:
+            self.stop(name)
+            yield
+        finally:
+            self.start_again(name)
+
     def stop_all(self) -> None:
         for name, stop in reversed(self._stops):
             try:
@@ -422,6 +462,12 @@ class ServerManager:
         _run_script("kafka.sh", "start", d, port, cport, sport, timeout=START_TIMEOUT, log=log)
         self._stops.append(("kafka", lambda: _run_script("kafka.sh", "stop", d, timeout=90)))
         self._wait_kafka(port, log)
+
+        def again() -> None:
+            _run_script("kafka.sh", "restart", d, timeout=START_TIMEOUT, log=log)
+            self._wait_kafka(port, log)
+
+        self._restarts["kafka"] = (lambda: _run_script("kafka.sh", "stop", d, timeout=90), again)
         return KafkaServer("127.0.0.1", port, d, log)
 
     def _wait_kafka(self, port: int, log: Path) -> None:
@@ -480,6 +526,9 @@ class ServerManager:
             _run_script(f"{flavor}.sh", "stop", d, timeout=90)
             raise
         self._stops.append((flavor, lambda: _run_script(f"{flavor}.sh", "stop", d, timeout=90)))
+        # the script waits for yellow: the node recovered its indices from the same path.data
+        self._restarts[flavor] = (lambda: _run_script(f"{flavor}.sh", "stop", d, timeout=90),
+                                  lambda: _run_script(f"{flavor}.sh", "restart", d, timeout=START_TIMEOUT, log=log))
         ver = VERSIONS["ES_VERSION" if flavor == "elasticsearch" else "OS_VERSION"]
         return SearchServer(flavor, ver, "127.0.0.1", port, d, log)
 
@@ -501,6 +550,16 @@ class ServerManager:
             srv.add_token(token, timeout=30)
         except TimeoutError as e:
             raise ServerStartError(str(e))
+
+        def again() -> None:
+            _run_script("hec.sh", "restart", d, timeout=START_TIMEOUT, log=log)
+            deadline = time.monotonic() + 30
+            while _http_status(f"{srv.url}/services/collector/health", {"Authorization": f"Splunk {token}"}) != 200:
+                if time.monotonic() > deadline:
+                    raise ServerStartError(f"HEC receiver not healthy after restart; log tail:\n{_tail(log)}")
+                time.sleep(0.1)
+
+        self._restarts["hec"] = (lambda: _run_script("hec.sh", "stop", d, timeout=60), again)
         return srv
 
     def _start_lumberjack(self) -> LumberjackServer:
@@ -509,6 +568,8 @@ class ServerManager:
         log = d / "lumberjack.log"
         _run_script("lumberjack.sh", "start", d, port, timeout=START_TIMEOUT, log=log)
         self._stops.append(("lumberjack", lambda: _run_script("lumberjack.sh", "stop", d, timeout=30)))
+        self._restarts["lumberjack"] = (lambda: _run_script("lumberjack.sh", "stop", d, timeout=30),
+                                        lambda: _run_script("lumberjack.sh", "restart", d, timeout=60, log=log))
         return LumberjackServer("127.0.0.1", port, d, log)
 
 

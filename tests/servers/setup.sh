@@ -83,6 +83,11 @@ if want kafka; then
     compgen -G "$KAFKA_HOME/lib/log4j-slf4j-impl-*.jar" >/dev/null || { echo "setup.sh: SLF4J binding missing" >&2; exit 1; }
     touch "$KAFKA_HOME/.complete"
   fi
+  # kafka-tools (TopicCommand, ConfigCommand behind kafka-topics.sh / kafka-configs.sh) for deploy/kafka's
+  # script in tests/deploy/test_siem_kafka.py; kept out of lib/ so the broker's classpath stays as it was.
+  if [[ ! -f $KAFKA_HOME/tools/kafka-tools-$KAFKA_VERSION.jar ]]; then
+    mvn_q "$MVN_DEP_PLUGIN:copy" -Dartifact="org.apache.kafka:kafka-tools:$KAFKA_VERSION" -DoutputDirectory="$KAFKA_HOME/tools"
+  fi
   done_step "$(ls "$KAFKA_HOME/lib" | wc -l) jars, $(du -sh "$KAFKA_HOME" | cut -f1)"
 fi
 
