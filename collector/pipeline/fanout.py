@@ -129,6 +129,11 @@ class Pipeline:
         return [self.runners[s] for s in shippers]
 
     def _render_all(self, events: list[Any], fmt: str, runner: Runner) -> list[Record]:
+        render = self._render
+        try:  # the common case in one comprehension; on a failure, again one by one to isolate it
+            return [render(ev, fmt) for ev in events]
+        except Exception:  # noqa: BLE001 - reported below, per event
+            pass
         out = []
         for ev in events:
             try:

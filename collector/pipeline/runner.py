@@ -155,8 +155,9 @@ class Runner:
             self._tasks.discard(asyncio.current_task())  # type: ignore[arg-type,unused-ignore]
 
     def _forget(self, key: int) -> None:
-        for seq, _ in self._inflight.pop(key, ()):
-            self._done_inflight.discard(seq)
+        batch = self._inflight.pop(key, None)
+        if batch and self._done_inflight:
+            self._done_inflight.difference_update([seq for seq, _ in batch])
 
     def _unfinished(self) -> list[Item]:
         """Records taken for sending and not finished (delivered or dead-lettered)."""
@@ -195,6 +196,7 @@ class Runner:
                 await self.shipper.close()
         except Exception as e:  # noqa: BLE001 - close problems are logged; the data is safe or counted
             log.warning("shipper %s: close failed: %s", self.name, e)
+        self.deadletter.close()
         self.metrics.stopped = True
 
     async def _idle(self) -> None:
@@ -222,9 +224,9 @@ class Runner:
             if self.spool is not None:
                 await self.spool.append(records)
                 return
-            for r in records:
-                self._seq += 1
-                await self.queue.put((self._seq, r))
+            first = self._seq + 1
+            self._seq += len(records)
+            await self.queue.put_many(list(zip(range(first, self._seq + 1), records)))
         except (QueueClosed, SpoolClosed) as e:
             raise Stopped(self.name) from e
 

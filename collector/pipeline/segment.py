@@ -27,6 +27,7 @@ from collector.pipeline.api import Record
 MAGIC = b"QSP1"
 HEAD = struct.Struct("<4sII")
 REST = struct.Struct("<QdBI")
+FRAME = struct.Struct("<4sIIQdBI")  # HEAD + REST: one unpack per frame on the reader's fast path
 MAX_FRAME = 256 * 1024 * 1024  # sanity bound when reading a length that may be garbage
 KINDS = ("result", "snapshot", "status")
 _KIND_CODE = {k: i for i, k in enumerate(KINDS)}
@@ -218,6 +219,48 @@ class SegmentReader:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+    def take(self, limit: int, max_events: int, max_bytes: int) -> list[tuple[int, Record]]:
+        """Up to max_events records below `limit` (stopping once max_bytes of payload were taken).
+
+        The fast path of next(): whole, valid frames already in the buffer are checked and decoded in one
+        tight loop; anything else (a refill, a torn or corrupt frame) goes through next(), which owns those
+        rules. The reader drains at the rate of this loop, so it avoids per-frame calls where it can."""
+        out: list[tuple[int, Record]] = []
+        size = 0
+        unpack, crc32, loads, new, kinds = FRAME.unpack_from, zlib.crc32, orjson.loads, _new, KINDS
+        fsize, hsize, rmin = FRAME.size, HEAD.size, REST.size
+        while len(out) < max_events and size < max_bytes:
+            buf, pos = self.buf, self.pos
+            n = len(buf)
+            mv = memoryview(buf)
+            while len(out) < max_events and size < max_bytes and n - pos >= fsize:
+                magic, length, crc, seq, when, kind, mlen = unpack(buf, pos)
+                end = pos + hsize + length
+                if (magic != MAGIC or length < rmin or length > MAX_FRAME or end > n or rmin + mlen > length
+                        or crc32(mv[pos + hsize:end]) != crc):
+                    break
+                ms = pos + fsize
+                try:
+                    meta = loads(mv[ms:ms + mlen])
+                    r = new(Record)
+                    r.__dict__.update(id=meta["i"], payload=buf[ms + mlen:end], name=meta["n"],
+                                      kind=kinds[kind] if kind < 3 else "result", table=meta["t"], time=when,
+                                      host=meta["h"], route=meta["r"] or {})
+                except (ValueError, KeyError, TypeError):
+                    break  # next() skips and counts it
+                out.append((seq, r))
+                size += end - ms - mlen
+                pos = end
+            self.pos = pos
+            if len(out) >= max_events or size >= max_bytes:
+                break
+            item = self.next(limit)  # refill, or a frame the fast path did not take
+            if item is None:
+                break
+            out.append(item)
+            size += len(item[1].payload)
+        return out
 
     def next(self, limit: int) -> tuple[int, Record] | None:
         """The next whole record below file offset `limit`; None when none is (yet) available.

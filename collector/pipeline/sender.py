@@ -160,12 +160,19 @@ class Sender:
         return again, p.retry_reason or "partial failure", p.after
 
     def _ok(self, items: list[Item]) -> None:
+        if self.metrics.consecutive_failures:
+            log.info("shipper %s: destination answers again after %d failed attempt(s); draining",
+                     self.shipper.name, self.metrics.consecutive_failures)
         self.metrics.consecutive_failures = 0
         if items:
             self.metrics.acked += len(items)
             self._done(items)
 
     def _failed(self, reason: str) -> None:
+        # An outage must show in the status log when it starts, not only in the periodic summary.
+        if not self.metrics.consecutive_failures:
+            log.warning("shipper %s: retrying (events stay spooled until acknowledged): %s", self.shipper.name,
+                        reason)
         self.metrics.consecutive_failures += 1
         self.metrics.error(reason)
 

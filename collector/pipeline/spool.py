@@ -283,8 +283,8 @@ class Spool:
                 first = max((s for s in self.segs if s <= self.read_seq), default=self.segs[0])
                 reader = self._reader = SegmentReader(self.dir / segment_name(first), first)
             limit = self.sizes.get(reader.first_seq, 0)
-            item = reader.next(limit)
-            if item is None:
+            got = reader.take(limit, max_events - len(out), max_bytes - size)
+            if not got:
                 later = [s for s in self.segs if s > reader.first_seq]
                 if not later:
                     break  # caught up with the writer
@@ -292,15 +292,16 @@ class Spool:
                 reader.close()
                 reader = self._reader = None
                 continue
-            seq, r = item
-            if seq != self.read_seq:
-                if seq < self.read_seq:
-                    continue  # before the cursor (restart) or a stray duplicate
-                self._gap(seq)
-            self.read_seq = seq + 1
-            times[seq] = r.time
-            out.append(item)
-            size += len(r.payload)
+            for item in got:
+                seq, r = item
+                if seq != self.read_seq:
+                    if seq < self.read_seq:
+                        continue  # before the cursor (restart) or a stray duplicate
+                    self._gap(seq)
+                self.read_seq = seq + 1
+                times[seq] = r.time
+                out.append(item)
+                size += len(r.payload)
         return out
 
     def _gap(self, seq: int) -> None:

@@ -67,6 +67,10 @@ OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("linger_ms", "int", 0, ("how long the last, partly filled partition batch of a request waits before it "
      "is sent; the pipeline has already batched, so more only adds latency")),
     ("max_batch_size", "int (bytes)", 524288, "uncompressed bytes per partition batch"),
+    ("producers", "int (1-16)", 1, ("producers (connections) used in turn: aiokafka has one request in flight "
+     "per broker connection, so a second one overlaps the next batch's encoding with the broker's work (set it "
+     "to the pipeline's `concurrency`); with more than one, two requests in flight may reach a partition out "
+     "of order")),
     ("max_request_size", "int (bytes)", 1048576, "largest message; bigger events are rejected (dead-lettered)"),
     ("request_timeout_ms", "int", 30000, "per broker request"),
     ("send_timeout_ms", "int", 45000, ("whole send() of one batch (produce and acks); past it: Retry. Keep it "
@@ -107,6 +111,7 @@ class KafkaConfig:
     compression: str = "zstd"
     linger_ms: int = 0
     max_batch_size: int = 524288
+    producers: int = 1
     max_request_size: int = 1048576
     request_timeout_ms: int = 30000
     send_timeout_ms: int = 45000
@@ -330,7 +335,7 @@ def check(raw: dict[str, Any]) -> tuple[KafkaConfig | None, list[str]]:
         ("linger_ms", 0, 0, 60000), ("max_batch_size", 524288, 1024, 64 << 20),
         ("max_request_size", 1048576, 1024, 1 << 30), ("request_timeout_ms", 30000, 100, 3600000),
         ("send_timeout_ms", 45000, 100, 3600000), ("connect_timeout_ms", 10000, 100, 600000),
-        ("close_timeout_ms", 10000, 0, 600000))}
+        ("close_timeout_ms", 10000, 0, 600000), ("producers", 1, 1, 16))}
     limit = raw.get("request_timeout_s")
     if isinstance(limit, int | float) and not isinstance(limit, bool) and ints["send_timeout_ms"] >= limit * 1000:
         c.err("send_timeout_ms", f"must be below the pipeline's request_timeout_s ({limit:g} s), so that a slow "

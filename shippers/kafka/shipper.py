@@ -6,15 +6,24 @@ of the key, so a key always lands on the same partition), fills aiokafka batch b
 aiokafka's per-message `send()` coroutine, which caps out near 20k messages/s. Every message is then
 classified (classify.py) into one Outcome; the pipeline retries, splits or dead-letters.
 
-The producer is started in open() when the cluster answers, else lazily by the next send(); start, stop and
-every produce wait is bounded, because an idempotent aiokafka producer never expires batches while the
-cluster is down (aio-libs/aiokafka#1101) and its stop() would wait forever.
+aiokafka sends one produce request per broker at a time and waits for its answer before the next, even
+with idempotence (the protocol allows 5 in flight per connection): the broker idles while Python builds and
+compresses the next batch. So the shipper can keep a small pool of producers (`producers`, default 1;
+set it to the pipeline's concurrency for throughput): each has its own connection and idempotent producer id,
+and a send() takes the first idle one, so two requests overlap. With one producer, the messages of a
+partition keep the order in which the pipeline sent its requests; with several, two requests in flight at
+once may reach a partition in either order, which is why the pool is opt-in.
+
+Producer 0 is started in open() when the cluster answers, the others and any stopped one lazily by the next
+send() that needs it; start, stop and every produce wait is bounded, because an idempotent aiokafka producer
+never expires batches while the cluster is down (aio-libs/aiokafka#1101) and its stop() would wait forever.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -46,12 +55,23 @@ class KafkaShipper:
         self.cfg = cfg
         topics = cfg.kafka_topics if cfg.kafka_topics is not None else kafka_topics
         self.router = Router(cfg.topic, topics, cfg.status_topic)
-        self._producer: AIOKafkaProducer | None = None
-        self._lock = asyncio.Lock()
+        n = max(1, cfg.producers)
+        self._producers: list[AIOKafkaProducer | None] = [None] * n
+        self._busy = [0] * n  # send() calls using each producer right now
+        self._locks = [asyncio.Lock() for _ in range(n)]
         self._last_error = ""
         # Counters this shipper adds to the pipeline's per-shipper metrics.
         self.stats: dict[str, int] = {"producer_starts": 0, "producer_restarts": 0, "no_topic": 0,
                                       "too_large": 0, "timeouts": 0}
+
+    @property
+    def _producer(self) -> AIOKafkaProducer | None:
+        """The first producer (health checks use it; tests look at it)."""
+        return self._producers[0]
+
+    @_producer.setter
+    def _producer(self, p: AIOKafkaProducer | None) -> None:
+        self._producers[0] = p
 
     # --- life cycle ---------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -62,10 +82,13 @@ class KafkaShipper:
                         self.name, err)
 
     async def close(self) -> None:
-        async with self._lock:
-            p, self._producer = self._producer, None
-        if p is not None:
-            await self._stop(p, self.cfg.close_timeout_ms / 1000)
+        stopping = []
+        for i, lock in enumerate(self._locks):
+            async with lock:
+                p, self._producers[i] = self._producers[i], None
+            if p is not None:
+                stopping.append(self._stop(p, self.cfg.close_timeout_ms / 1000))
+        await asyncio.gather(*stopping)  # together: the close timeout bounds the whole close
 
     async def healthcheck(self) -> Health:
         """One metadata round-trip, bounded by connect_timeout_ms."""
@@ -93,25 +116,43 @@ class KafkaShipper:
         names = {self.cfg.topic, self.cfg.status_topic, *self.router.by_name.values()}
         return sorted(t for t in names if t)
 
-    async def _start(self) -> str:
-        """Start a producer if none runs; '' on success, else the reason."""
-        async with self._lock:
-            if self._producer is not None:
+    async def _start(self, slot: int = 0) -> str:
+        """Start producer `slot` if it does not run; '' on success, else the reason."""
+        async with self._locks[slot]:
+            if self._producers[slot] is not None:
                 return ""
             p = AIOKafkaProducer(**self.cfg.producer_kwargs())
             try:
                 await asyncio.wait_for(p.start(), self.cfg.connect_timeout_ms / 1000)
             except (TimeoutError, ke.KafkaError, OSError) as e:
-                self._last_error = describe(e)
+                self._last_error = describe(e) + await self._tls_problem()
                 await self._stop(p, 1.0)
                 return self._last_error
-            self._producer = p
+            self._producers[slot] = p
             self.stats["producer_starts"] += 1
             return ""
 
-    async def _restart(self, why: str) -> None:
-        async with self._lock:
-            p, self._producer = self._producer, None
+    async def _tls_problem(self) -> str:
+        """aiokafka only logs why a TLS handshake failed and raises "Unable to bootstrap": find the reason."""
+        ctx = self.cfg.producer_kwargs().get("ssl_context")
+        if ctx is None:
+            return ""
+        for broker in self.cfg.brokers:
+            host, _, port = broker.rpartition(":") if ":" in broker else (broker, "", "9092")
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host.strip("[]"), int(port), ssl=ctx, server_hostname=host.strip("[]")),
+                    self.cfg.connect_timeout_ms / 1000)
+            except ssl.SSLError as e:
+                return f" (TLS with {broker}: {e})"
+            except (TimeoutError, OSError, ValueError):
+                continue
+            writer.close()
+        return ""
+
+    async def _restart(self, slot: int, why: str) -> None:
+        async with self._locks[slot]:
+            p, self._producers[slot] = self._producers[slot], None
         if p is not None:
             log.warning("kafka shipper %s: restarting the producer: %s", self.name, why)
             self.stats["producer_restarts"] += 1
@@ -152,21 +193,30 @@ class KafkaShipper:
             self.stats["no_topic" if reason.startswith("no topic") else "too_large"] += 1
         if not body.groups:
             return tally.outcome()
-        if self._producer is None:
-            err = await self._start()
+        busy = self._busy
+        slot = busy.index(0) if 0 in busy else busy.index(min(busy))  # an idle producer, else the least busy
+        busy[slot] += 1
+        try:
+            return await self._send_with(slot, body, tally)
+        finally:
+            busy[slot] -= 1
+
+    async def _send_with(self, slot: int, body: Encoded, tally: Tally) -> Outcome:
+        if self._producers[slot] is None:
+            err = await self._start(slot)
             if err:
                 for g in body.groups:
                     tally.add(g.indices, Verdict("retry", f"kafka not reachable: {err}"))
                 return tally.outcome()
-        p = self._producer
+        p = self._producers[slot]
         assert p is not None
         restart: list[str] = []
         try:
             await asyncio.wait_for(self._produce(p, body, tally, restart), self.cfg.send_timeout_ms / 1000)
         except TimeoutError:
             self.stats["timeouts"] += 1
-        if restart and self._producer is p:
-            await self._restart(restart[0])
+        if restart and self._producers[slot] is p:
+            await self._restart(slot, restart[0])
         return tally.outcome(f"no acknowledgement within send_timeout_ms ({self.cfg.send_timeout_ms} ms)")
 
     async def _produce(self, p: AIOKafkaProducer, body: Encoded, tally: Tally, restart: list[str]) -> None:

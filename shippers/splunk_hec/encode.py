@@ -18,10 +18,12 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import orjson
+
 from collector.pipeline.api import Record
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_loads = json.loads
+_oloads, _odumps = orjson.loads, orjson.dumps
 
 
 def compress(raw: bytes, level: int) -> bytes:
@@ -54,6 +56,8 @@ class Envelopes:
         self.static_fields = "".join(f",{_dumps(k)}:{_dumps(v)}" for k, v in fields.items())
         self.gzip, self.gzip_level, self.max_request_bytes = gzip, gzip_level, max_request_bytes
         self._meta: dict[tuple[str, str, str | None], str] = {}
+        self._meta_b: dict[tuple[str, str, str | None], bytes] = {}
+        self._tails: dict[tuple[str, str], bytes] = {}
         self._hosts: dict[str, str] = {}
 
     def _meta_json(self, host: str, sourcetype: str, index: str | None) -> str:
@@ -68,22 +72,45 @@ class Envelopes:
             self._meta[key] = s
         return s
 
+    def _fields_tail(self, name: str, kind: str) -> bytes:
+        """`,"query_name":..,"quarry_kind":..<static fields>},"event":` for one query and kind (cached)."""
+        key = (name, kind)
+        b = self._tails.get(key)
+        if b is None:
+            b = (f',"query_name":{_dumps(name)},"quarry_kind":{_dumps(kind)}{self.static_fields}}},"event":'
+                 ).encode()
+            if len(self._tails) > 4096:  # bounded: the set of queries is small, but never grow without limit
+                self._tails.clear()
+            self._tails[key] = b
+        return b
+
     def envelope(self, r: Record) -> tuple[bytes, bool]:
         """One envelope; the flag says whether the payload was a JSON object."""
         route = r.route
-        st = route.get("sourcetype") or (self.status_sourcetype if r.kind == "status" else self.sourcetype)
-        meta = self._meta_json(self.host or r.host or "unknown", st, route.get("index") or self.index)
-        head = f'{{"time":{r.time:.3f},{meta}' if r.time > 0 else f"{{{meta}"
-        fields = (f',"fields":{{"quarry_event_id":{_dumps(r.id)},"query_name":{_dumps(r.name)},'
-                  f'"quarry_kind":"{r.kind}"{self.static_fields}}},"event":')
+        st = (route.get("sourcetype") if route else None) or (
+            self.status_sourcetype if r.kind == "status" else self.sourcetype)
+        index = (route.get("index") if route else None) or self.index
+        meta = self._meta_bytes(self.host or r.host or "unknown", st, index)
+        head = b'{"time":%.3f,' % r.time if r.time > 0 else b"{"
         payload = r.payload
-        try:
-            ok = payload[:1] == b"{" and isinstance(_loads(payload), dict)
+        try:  # orjson: the check costs a few µs per KB instead of json's ~10 µs (a hot loop at 50k events/s)
+            ok = payload[:1] == b"{" and isinstance(_oloads(payload), dict)
         except ValueError:
             ok = False
         if not ok:
             payload = _dumps(payload.decode("utf-8", "replace")).encode()
-        return b"".join((head.encode(), fields.encode(), payload, b"}")), ok
+        return b"".join((head, meta, b',"fields":{"quarry_event_id":', _odumps(r.id),
+                         self._fields_tail(r.name, r.kind), payload, b"}")), ok
+
+    def _meta_bytes(self, host: str, sourcetype: str, index: str | None) -> bytes:
+        key = (host, sourcetype, index)
+        b = self._meta_b.get(key)
+        if b is None:
+            b = self._meta_json(host, sourcetype, index).encode()
+            if len(self._meta_b) > 1024:
+                self._meta_b.clear()
+            self._meta_b[key] = b
+        return b
 
     def encode(self, batch: list[Record]) -> Encoded:
         parts = []
