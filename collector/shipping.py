@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,7 @@ def build(shippers: Mapping[str, Any], flags: Mapping[str, Any], kafka_topics: M
         if problems:
             errors.extend(problems)
             continue
+        parsed = replace(parsed, state_dir=str(state_dir))
         try:
             made.append(create_shipper(name, parsed, raw))
             settings[name] = parsed

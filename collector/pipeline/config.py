@@ -107,6 +107,9 @@ class ShipperSettings:
     request_timeout_s: float = 60.0  # safety net around send(); shippers keep their own protocol timeouts
     tls: TlsSettings | None = None
     dead_letter: DeadLetterSettings = field(default_factory=DeadLetterSettings)
+    # The daemon's state folder (set by the daemon, not by the config): what a shipper keeps across restarts
+    # lives there, e.g. the HEC channel GUID.
+    state_dir: str | None = None
 
     @property
     def spool_enabled(self) -> bool:

@@ -53,7 +53,8 @@ class Runner:
                                          shipper=self.name, type=settings.type, max_bytes=dl.max_bytes,
                                          max_files=dl.max_files)
         self.rate = RateLimiter(settings.drain_rate)
-        self.sender = Sender(shipper, settings, self.metrics, self._finished, self._dead, self.rate, rng)
+        self.sender = Sender(shipper, settings, self.metrics, self._finished, self._dead, self.rate, rng,
+                             on_notice=self.report)
         self._seq = 0  # memory mode: seqs only name records in flight
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._opened = asyncio.Event()

@@ -5,7 +5,8 @@ or when it went to the dead-letter file (Rejected, the rejected part of a Partia
 TooLarge, an encode failure of a single record, or max_elapsed_s passed). Temporary errors (Retry, a send()
 that raised or timed out) are retried with exponential backoff and full jitter — sleep a random time in
 [0, min(max_s, initial_s * 2**attempt)] — and never less than the `after` the destination asked for.
-TooLarge splits the request in halves, recursively. Cancellation (shutdown) leaves the unfinished records
+TooLarge splits the request in halves, recursively; a single event still too large is cut to the shipper's
+`max_event_bytes` with a marker (pipeline/truncate.py, reported as a truncation) and sent once more. Cancellation (shutdown) leaves the unfinished records
 unfinished: with a spool they are sent again on the next start.
 """
 
@@ -20,11 +21,13 @@ from collections.abc import Callable
 from collector.pipeline.api import Delivered, Outcome, Partial, Record, Rejected, Retry, Shipper, TooLarge
 from collector.pipeline.config import ShipperSettings
 from collector.pipeline.metrics import ShipperMetrics
+from collector.pipeline.truncate import fit_record
 
 log = logging.getLogger("quarry.pipeline.sender")
 Item = tuple[int, Record]
 DoneFn = Callable[[list[Item]], None]
 DeadFn = Callable[[list[tuple[Item, str]]], None]
+NoticeFn = Callable[[str, str, list[Record]], None]  # (event, reason, records): Runner.report
 
 
 class RateLimiter:
@@ -57,9 +60,11 @@ def backoff(attempt: int, initial_s: float, max_s: float, rng: random.Random | N
 
 class Sender:
     def __init__(self, shipper: Shipper, settings: ShipperSettings, metrics: ShipperMetrics,
-                 on_done: DoneFn, on_dead: DeadFn, rate: RateLimiter, rng: random.Random | None = None) -> None:
+                 on_done: DoneFn, on_dead: DeadFn, rate: RateLimiter, rng: random.Random | None = None,
+                 on_notice: NoticeFn | None = None) -> None:
         self.shipper, self.settings, self.metrics = shipper, settings, metrics
         self._done, self._dead, self._rate = on_done, on_dead, rate
+        self._notice = on_notice
         self._rng = rng or random.Random()
 
     async def deliver(self, items: list[Item]) -> None:
@@ -76,6 +81,7 @@ class Sender:
         retry = self.settings.retry
         attempt = 0
         started = time.monotonic()
+        truncated = False
         while items:
             records = [r for _, r in items]
             try:
@@ -100,6 +106,10 @@ class Sender:
             if isinstance(outcome, TooLarge):
                 self._ok([])
                 if len(items) == 1:
+                    fitted = None if truncated else self._truncate(items[0], outcome.reason)
+                    if fitted is not None:
+                        items, truncated = [fitted], True
+                        continue
                     self._dead([(items[0], f"too large for the destination: {outcome.reason}")])
                     return None
                 self.metrics.splits += 1
@@ -122,6 +132,19 @@ class Sender:
                 delay = max(delay, min(after, 3600.0))  # honour Retry-After, within reason
             await asyncio.sleep(delay)
         return None
+
+    def _truncate(self, item: Item, reason: str) -> Item | None:
+        """One event too large for the destination, cut to the shipper's max_event_bytes (reported), or None."""
+        limit = int(getattr(self.shipper, "max_event_bytes", 0) or 0)
+        if limit <= 0 or self._notice is None:
+            return None
+        got = fit_record(item[1], limit, self.shipper.format)
+        if got is None:
+            return None
+        record, cut = got
+        self._notice("truncation", f"event of {item[1].size} bytes cut to {record.size} (limit {limit}; "
+                     f"{', '.join(cut)}): {reason}", [item[1]])
+        return (item[0], record)
 
     async def _send(self, request: object, n: int, attempt: int) -> Outcome:
         m = self.metrics

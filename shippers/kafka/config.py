@@ -71,7 +71,7 @@ OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
      "per broker connection, so a second one overlaps the next batch's encoding with the broker's work (set it "
      "to the pipeline's `concurrency`); with more than one, two requests in flight may reach a partition out "
      "of order")),
-    ("max_request_size", "int (bytes)", 1048576, "largest message; bigger events are rejected (dead-lettered)"),
+    ("max_request_size", "int (bytes)", 1048576, "largest message; bigger events are truncated with a marker"),
     ("request_timeout_ms", "int", 30000, "per broker request"),
     ("send_timeout_ms", "int", 45000, ("whole send() of one batch (produce and acks); past it: Retry. Keep it "
      "below the pipeline's `request_timeout_s` (60 s)")),

@@ -9,7 +9,7 @@ reason starting "no topic", so the pipeline dead-letters and counts it.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder  # type: ignore[import-untyped]
@@ -72,7 +72,9 @@ class Router:
 
 
 def encode(records: list[Record], router: Router, key_mode: str, host_key: str,
-           max_request_size: int) -> Encoded:
+           max_request_size: int, fit: Callable[[Record, int], bytes | None] | None = None) -> Encoded:
+    """Records grouped by topic; `fit(record, limit)` may cut an event larger than max_request_size down to
+    `limit` bytes of payload (None: it cannot, and the event is rejected)."""
     groups: dict[str, TopicBatch] = {}
     rejected: list[tuple[int, str]] = []
     by_host = key_mode == "host"
@@ -100,15 +102,19 @@ def encode(records: list[Record], router: Router, key_mode: str, host_key: str,
             headers: Headers = [(EVENT_ID_HEADER, eid)]
         else:
             key, headers = eid, _NO_HEADERS
-        if len(r.payload) + len(key) > safe:
-            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, r.payload, headers)
+        payload = r.payload
+        if len(payload) + len(key) > safe:
+            size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, payload, headers)
             if size > max_request_size:
-                rejected.append((i, (f"too large: event of {size} bytes exceeds max_request_size "
-                                    f"{max_request_size}")))
-                continue
+                cut = fit(r, max_request_size - (size - len(payload)) - 64) if fit is not None else None
+                if cut is None:
+                    rejected.append((i, (f"too large: event of {size} bytes exceeds max_request_size "
+                                        f"{max_request_size}")))
+                    continue
+                payload = cut
         g.indices.append(i)
         g.keys.append(key)
-        g.values.append(r.payload)
+        g.values.append(payload)
         g.headers.append(headers)
         g.timestamps.append(int(r.time * 1000) if r.time > 0 else None)
     return Encoded(list(groups.values()), rejected)

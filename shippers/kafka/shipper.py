@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka import errors as ke
 
 from collector.pipeline.api import Health, Outcome, Record, Request
+from collector.pipeline.truncate import fit_record
 
 from .classify import Tally, Verdict, describe, verdict
 from .config import KafkaConfig
@@ -62,7 +63,9 @@ class KafkaShipper:
         self._last_error = ""
         # Counters this shipper adds to the pipeline's per-shipper metrics.
         self.stats: dict[str, int] = {"producer_starts": 0, "producer_restarts": 0, "no_topic": 0,
-                                      "too_large": 0, "timeouts": 0}
+                                      "too_large": 0, "truncated": 0, "timeouts": 0}
+        # Set by the pipeline's lane: how a truncated event is counted and reported as a status event.
+        self.report: Callable[[str, str, list[Record]], None] | None = None
 
     @property
     def _producer(self) -> AIOKafkaProducer | None:
@@ -182,8 +185,20 @@ class KafkaShipper:
 
     # --- encode / send ------------------------------------------------------------------------------
     def encode(self, batch: list[Record]) -> Request:
-        body = encode(batch, self.router, self.cfg.key, self.cfg.host_key, self.cfg.max_request_size)
+        body = encode(batch, self.router, self.cfg.key, self.cfg.host_key, self.cfg.max_request_size, self._fit)
         return Request(records=batch, body=body, size=sum(r.size for r in batch))
+
+    def _fit(self, record: Record, limit: int) -> bytes | None:
+        """An event above max_request_size cut to `limit` bytes with a marker (reported), or None."""
+        got = fit_record(record, limit, self.format)
+        if got is None:
+            return None
+        smaller, cut = got
+        self.stats["truncated"] += 1
+        if self.report is not None:
+            self.report("truncation", f"event of {record.size} bytes cut to {smaller.size} to fit "
+                        f"max_request_size {self.cfg.max_request_size} ({', '.join(cut)})", [record])
+        return smaller.payload
 
     async def send(self, request: Request) -> Outcome:
         body: Encoded = request.body

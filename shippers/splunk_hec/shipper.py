@@ -66,12 +66,14 @@ class HecShipper:
         self.name, self.format, self.cfg = name, format, cfg
         self._token = token
         self._tls = tls  # collector.pipeline.config.TlsSettings or None
-        self.channel, self.channel_source = channel_for(cfg, name, state_dir or cfg.state_dir)
+        self.channel, self.channel_source = channel_for(cfg, name, cfg.state_dir or state_dir)  # the option wins
         sourcetype = cfg.sourcetype or ("quarry:ecs" if format == "ecs" else "osquery:results")
         self.envelopes = Envelopes(source=cfg.source, sourcetype=sourcetype,
                                    status_sourcetype=cfg.status_sourcetype, index=cfg.index, host=cfg.host,
                                    fields=cfg.fields, gzip=cfg.gzip, gzip_level=cfg.gzip_level,
                                    max_request_bytes=cfg.max_request_bytes)
+        # The envelope (time, host, source, sourcetype, index, fields) around one event stays well below this.
+        self.max_event_bytes = max(1024, cfg.max_request_bytes - 4096)
         self.ack = cfg.ack
         # send() must finish inside the pipeline's request_timeout_s, so the ack wait is what is left of it.
         self.ack_wait_s = min(cfg.ack_timeout_s, max(1.0, request_timeout_s - cfg.timeout_s - 1.0))

@@ -103,6 +103,33 @@ async def test_too_large_splits_down_to_singles_and_dead_letters_a_single_too_la
     await p.stop(1)
 
 
+async def test_a_single_event_too_large_is_truncated_with_a_marker_when_the_shipper_has_a_limit(tmp_path,
+                                                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status: list[dict] = []
+    limit = 2_000
+
+    def answer(req, call):
+        return TooLarge("413 event too large") if req.size > limit else Delivered()
+
+    sh = FakeShipper(answer=answer)
+    sh.max_event_bytes = limit
+    p = Pipeline([sh], {"fake": settings("fake", spool=True, batch={"max_events": 1, "linger_ms": 10})}, ".",
+                 on_status=status.append, status_interval_s=0.02)
+    await p.start()
+    await p.submit_many([rec(0), rec(1, size=50_000), rec(2)])
+    await wait_for(lambda: p.snapshot()["fake"]["spool_events"] == 0)
+    assert sorted(ids_of(sh.delivered)) == [0, 1, 2] and dead_letters(p) == []
+    big = next(r for r in sh.delivered if r.id == "id-1")
+    doc = orjson.loads(big.payload)
+    assert big.size <= limit and doc["quarry_truncated"] == ["pad"] and "…[truncated " in doc["pad"]
+    assert p.snapshot()["fake"]["notices"] == {"truncation": 1}
+    await wait_for(lambda: any(s["event"] == "truncation" for s in status))
+    ev = next(s for s in status if s["event"] == "truncation")
+    assert ev["query"] == "pack_q" and ev["rows"] == 1 and ev["bytes"] > 50_000 and "cut to" in ev["reason"]
+    await p.stop(1)
+
+
 async def test_rejected_dead_letters_every_record_with_reason_and_status(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status: list[dict] = []

@@ -3,6 +3,7 @@ timestamps, oversize events, and the Java-compatible key → partition hash."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
@@ -142,3 +143,18 @@ def test_by_partition_groups_in_order():
 def test_router_later_mapping_wins_like_osquery():
     r = Router("", {"a": ["q"], "b": ["q"]}, "")
     assert r.topic_for(rec(0, "q")) == ("b", "")
+
+
+def test_json_event_larger_than_max_request_size_is_truncated_with_a_marker_and_reported():
+    s = shipper(topic="t", max_request_size=4096, max_batch_size=4096)
+    notices = []
+    s.report = lambda event, reason, records: notices.append((event, reason, [r.id for r in records]))
+    big = Record(id="big", payload=orjson.dumps({"name": "q1", "columns": {"cmdline": "z" * 9000}}), name="q1")
+    req = s.encode([rec(0), big])
+    assert topics_of(req) == {"t": [0, 1]} and req.body.rejected == []
+    value = orjson.loads(req.body.groups[0].values[1])
+    assert value["quarry_truncated"] == ["columns.cmdline"] and len(req.body.groups[0].values[1]) < 4096
+    assert req.body.groups[0].keys[1] == b"big"  # the event id stays the key
+    ((event, reason, ids),) = notices
+    assert event == "truncation" and ids == ["big"] and "max_request_size 4096" in reason
+    assert s.stats["truncated"] == 1

@@ -11,6 +11,7 @@ import signal
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -355,3 +356,22 @@ async def test_through_the_pipeline_across_a_paused_broker(kafka_server, kafka_t
     got = await consume(kafka_topic, len(want), plain(kafka_server))
     assert {m.key for m in got} == set(want)  # 0 lost; duplicates only as copies with the same id
     assert all(m.value == want[m.key] for m in got)
+
+
+async def test_event_above_max_request_size_arrives_truncated_with_a_marker(kafka_server, kafka_topic, tmp_path):
+    big = Record(id="big-1", payload=orjson.dumps({"name": "q1", "columns": {"pid": "7", "cmdline": "a" * 2_000_000}}),
+                 name="q1", host="web-1", time=1795773600.25)
+    p, _ = await _pipeline({"brokers": [kafka_server.bootstrap_servers], "topic": kafka_topic,
+                            "batch": {"linger_ms": 20}}, tmp_path)
+    try:
+        await p.submit_many([*records(2), big])
+        await _until(lambda: p.snapshot()["kafka_pipe"]["acked"] >= 3, 60)
+        snap = p.snapshot()["kafka_pipe"]
+        assert snap["dead_lettered"] == 0 and snap["notices"] == {"truncation": 1}
+    finally:
+        await p.stop(5)
+    got = await consume(kafka_topic, 3, plain(kafka_server))
+    assert [m.key for m in got][-1] == b"big-1" and len(got) == 3
+    value = orjson.loads(got[-1].value)
+    assert value["columns"]["pid"] == "7" and value["quarry_truncated"] == ["columns.cmdline"]
+    assert len(got[-1].value) <= 1048576 and value["columns"]["cmdline"].endswith("bytes]")

@@ -99,6 +99,29 @@ async def test_pipeline_into_real_receiver(hec_target, tmp_path):
     check_received(hec_target.read_events(expected=5000, timeout=60), sent)
 
 
+@pytest.mark.realserver
+async def test_event_above_max_request_bytes_arrives_truncated_with_a_marker(hec_target, tmp_path):
+    raw = {"type": "splunk_hec", "url": hec_target.url, "token": hec_target.token, "max_request_bytes": 20_000,
+           "batch": {"linger_ms": 50}}
+    settings, errors = parse_settings("hec", raw)
+    assert errors == []
+    p = Pipeline([create("hec", settings, raw)], {"hec": settings}, tmp_path)
+    await p.start()
+    big = Record(id="big-1", payload=json.dumps({"name": "q1", "hostIdentifier": "web-1", "unixTime": T0,
+                                                 "columns": {"pid": "7", "cmdline": "a" * 60_000}}).encode(),
+                 name="q1", host="web-1", time=T0 + 0.25)
+    sent = [*records(3), big]
+    await p.submit_many(sent)
+    await p.stop(grace=30)
+    snap = p.snapshot()["hec"]
+    assert snap["acked"] == 4 and snap["dead_lettered"] == 0 and snap["notices"] == {"truncation": 1}
+    got = {e["fields"]["quarry_event_id"]: e for e in hec_target.read_events(expected=4, timeout=60)}
+    assert set(got) == {r.id for r in sent}
+    cut = got["big-1"]["event"]
+    assert cut["columns"]["pid"] == "7" and cut["quarry_truncated"] == ["columns.cmdline"]
+    assert len(json.dumps(cut)) < 20_000 and cut["columns"]["cmdline"].endswith("bytes]")
+
+
 async def test_pipeline_through_503_busy_delivers_all_once(tmp_path):
     with FakeHec({"tok": HecToken()}) as fake:
         fake.busy = True
