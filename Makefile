@@ -35,8 +35,11 @@ test: $(STAMP) servers
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m 'not realserver'
 
-bench: $(STAMP)
-	$(PY) -m bench.tables
+# Every benchmark (real servers included), then BENCHMARKS.md and bench/results/*.png.
+# BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--quick --only file,pipeline"`.
+bench: $(STAMP) servers
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -5,8 +5,8 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
-from dataclasses import dataclass
 
 
 @dataclass
@@ -15,6 +15,11 @@ class Timing:
     low: float
     high: float
     runs: int
+    samples: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, samples: list[float]) -> Timing:
+        return cls(statistics.median(samples), min(samples), max(samples), len(samples), list(samples))
 
     def ms(self) -> str:
         return f"{self.median * 1000:.2f} ms (min {self.low * 1000:.2f}, max {self.high * 1000:.2f}, n={self.runs})"
@@ -28,7 +33,25 @@ def measure(fn: Callable[[], object], runs: int = 7, warmup: int = 1) -> Timing:
         t = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t)
-    return Timing(statistics.median(samples), min(samples), max(samples), runs)
+    return Timing(statistics.median(samples), min(samples), max(samples), runs, samples)
+
+
+def figure(name: str, samples: list[float], unit: str, *, better: str = "higher",
+           baseline: str | list[str] | None = None, note: str = "") -> dict[str, Any]:
+    """One reported figure: every run's value (the report shows median and min-max) and, when a peer was
+    measured in the same run, the name(s) of the baseline figure(s) in the same section to divide by."""
+    if better not in ("higher", "lower"):
+        raise ValueError(f"better must be 'higher' or 'lower', not {better!r}")
+    if not samples:
+        raise ValueError(f"figure {name!r} has no samples")
+    bases = [baseline] if isinstance(baseline, str) else list(baseline or [])
+    return {"name": name, "unit": unit, "samples": [float(x) for x in samples], "better": better,
+            "baseline": bases, "note": note}
+
+
+def rates(events: int, seconds: list[float]) -> list[float]:
+    """events/s for each timed run."""
+    return [events / s for s in seconds]
 
 
 async def send_batches(shipper: Any, batches: list[list[Any]], concurrency: int) -> float:

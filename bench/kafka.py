@@ -24,8 +24,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-from bench.common import send_batches
+from bench.common import figure, rates, send_batches
 from collector.pipeline.api import Delivered, Record
 from shippers.kafka import create
 
@@ -83,6 +84,39 @@ def run_kcat(kcat: str, brokers: str, topic: str, recs: list[Record], codec: str
     return time.perf_counter() - t
 
 
+def timed_rounds(kcat: str, brokers: str, recs: list[Record], batch: int, concurrency: int, codec: str,
+                 rounds: int, extra: dict[str, int] | None = None) -> tuple[list[float], list[float]]:
+    """Seconds of the shipper and of kcat per round, alternating, each into its own new topic."""
+    ship_t, kcat_t = [], []
+    for _ in range(rounds):
+        run_id = uuid.uuid4().hex[:8]
+        ship_t.append(asyncio.run(run_shipper(brokers, f"bench-quarry-{run_id}", recs, batch, concurrency, codec,
+                                              extra)))
+        kcat_t.append(run_kcat(kcat, brokers, f"bench-kcat-{run_id}", recs, codec))
+    return ship_t, kcat_t
+
+
+def run(brokers: str, events: int = 200_000, batch: int = 2000, concurrency: int = 2, codec: str = "zstd",
+        rounds: int = 3, extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The report section: shipper and kcat events/s; `extra` are more baseline figures measured against the
+    same broker (rsyslog omkafka)."""
+    kcat = shutil.which("kcat")
+    if not kcat:
+        raise RuntimeError("kcat is missing: tests/servers/setup.sh apt (apt-get install -y kcat)")
+    recs = make_records(events)
+    mb = sum(r.size for r in recs) / 1e6
+    ship_t, kcat_t = timed_rounds(kcat, brokers, recs, batch, concurrency, codec, rounds)
+    extra = extra or []
+    return {"title": "kafka shipper",
+            "intro": f"{events:,} osquery results lines ({mb:.1f} MB, ~{mb * 1e6 / events:.0f} B each), key = event "
+                     f"id, {codec}, acks=all + idempotence on both sides, batches of {batch:,} with {concurrency} in "
+                     "flight; kcat (librdkafka) sends the same messages to the same broker, alternating rounds, "
+                     "timed from process start to exit. Targets: >= 100,000 events/s and >= 0.3x kcat.",
+            "figures": [figure("quarry kafka shipper", rates(events, ship_t), "events/s",
+                               baseline=["kcat (librdkafka)", *(f["name"] for f in extra)]),
+                        figure("kcat (librdkafka)", rates(events, kcat_t), "events/s"), *extra]}
+
+
 def start_broker(tmp: Path) -> tuple[str, Path]:
     from tests.servers.plugin import free_port
 
@@ -101,6 +135,7 @@ def main() -> None:
     ap.add_argument("--brokers")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-batch-size", type=int, help="shipper option max_batch_size (default: its default)")
+    ap.add_argument("--producers", type=int, help="shipper option producers (default: its default)")
     args = ap.parse_args()
     kcat = shutil.which("kcat")
     if not kcat:
@@ -116,13 +151,12 @@ def main() -> None:
         print(f"{args.events} events, {mb:.1f} MB (avg {mb * 1e6 / args.events:.0f} B), codec {args.codec}, "
               f"acks=all + idempotence, broker {brokers}, {args.rounds} alternating rounds (median)")
         extra = {"max_batch_size": args.max_batch_size} if args.max_batch_size else {}
-        ship_t, kcat_t = [], []
-        for n in range(args.rounds):
-            run = uuid.uuid4().hex[:8]
-            ship_t.append(asyncio.run(run_shipper(brokers, f"bench-quarry-{run}", recs, args.batch,
-                                                  args.concurrency, args.codec, extra)))
-            kcat_t.append(run_kcat(kcat, brokers, f"bench-kcat-{run}", recs, args.codec))
-            print(f"  round {n + 1}: shipper {args.events / ship_t[-1]:,.0f}/s, kcat {args.events / kcat_t[-1]:,.0f}/s")
+        if args.producers:
+            extra["producers"] = args.producers
+        ship_t, kcat_t = timed_rounds(kcat, brokers, recs, args.batch, args.concurrency, args.codec, args.rounds,
+                                      extra)
+        for n, (a, b) in enumerate(zip(ship_t, kcat_t)):
+            print(f"  round {n + 1}: shipper {args.events / a:,.0f}/s, kcat {args.events / b:,.0f}/s")
         t_ship, t_kcat = statistics.median(ship_t), statistics.median(kcat_t)
         ship_rate, kcat_rate = args.events / t_ship, args.events / t_kcat
         print(f"quarry kafka shipper: {ship_rate:>10,.0f} events/s  {mb / t_ship:6.1f} MB/s  ({t_ship:.2f} s; "
