@@ -9,12 +9,14 @@ The daemon calls this from main() after Daemon.setup(): the state database, the 
 needed is reading what other users own: the tables that read other processes' /proc entries, root-only files
 (/etc/shadow for `shadow`, other users' homes) and kernel state. `--run_as_capabilities` keeps a chosen set
 across the setuid (prctl PR_SET_KEEPCAPS, then capset on the calling thread; threads started afterwards
-inherit it; threads started before the drop, e.g. the event publishers, keep none). Useful ones:
+inherit it; threads started before the drop, e.g. the event publishers, keep none). The main ones:
 
     dac_read_search  read any file and directory (shadow, homes' dotfiles, /proc/<pid>/environ of others)
     sys_ptrace       /proc/<pid>/fd, maps and environ of other users' processes (process_open_files,
                      process_open_sockets, process_memory_map, process_envs, listening_ports' pid column)
-    net_admin        iptables counters
+    net_admin        iptables rules and counters, together with net_raw and dac_read_search
+
+docs/capabilities.md (generated from the tables' declarations) is the complete list, table by table.
 
 The supported least-privilege deployments remain the systemd unit (User=, AmbientCapabilities=) and the
 Kubernetes securityContext (deploy/): they set the user and the capability set before Quarry starts and need
