@@ -320,12 +320,12 @@ def main(argv: Sequence[str]) -> int:
     for noisy in ("elastic_transport", "opensearch", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR if level > logging.DEBUG else logging.DEBUG)
     daemon = Daemon(argv)
+    os.umask(0o027)  # before setup(): what it creates (state, spool, shipper state files) is never world-readable
     try:
         daemon.setup()
     except QuarryError as e:
         log.error("%s", e)
         return 1
-    os.umask(0o027)
     if str(daemon.loaded.flag("run_as_user")):
         from collector import privdrop
 

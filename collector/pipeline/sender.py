@@ -65,6 +65,7 @@ class Sender:
         self.shipper, self.settings, self.metrics = shipper, settings, metrics
         self._done, self._dead, self._rate = on_done, on_dead, rate
         self._notice = on_notice
+        self._answered = asyncio.Event()  # set (and replaced) when the destination answers after failures
         self._rng = rng or random.Random()
 
     async def deliver(self, items: list[Item]) -> None:
@@ -130,8 +131,20 @@ class Sender:
             delay = backoff(attempt, retry.initial_s, retry.max_s, self._rng)
             if after is not None:
                 delay = max(delay, min(after, 3600.0))  # honour Retry-After, within reason
-            await asyncio.sleep(delay)
+                await asyncio.sleep(delay)
+            else:
+                await self._backoff(delay)
         return None
+
+    async def _backoff(self, delay: float) -> None:
+        """Sleep `delay`, or less when another request of this lane got through meanwhile: after an outage a
+        batch that drew a long backoff must not sit out the drain (and a graceful stop) while the rest flows."""
+        answered = self._answered
+        try:
+            async with asyncio.timeout(delay):
+                await answered.wait()
+        except TimeoutError:
+            pass
 
     def _truncate(self, item: Item, reason: str) -> Item | None:
         """One event too large for the destination, cut to the shipper's max_event_bytes (reported), or None."""
@@ -186,6 +199,8 @@ class Sender:
         if self.metrics.consecutive_failures:
             log.info("shipper %s: destination answers again after %d failed attempt(s); draining",
                      self.shipper.name, self.metrics.consecutive_failures)
+            answered, self._answered = self._answered, asyncio.Event()
+            answered.set()  # wake the batches waiting in backoff
         self.metrics.consecutive_failures = 0
         if items:
             self.metrics.acked += len(items)

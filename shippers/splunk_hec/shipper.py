@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,14 @@ def channel_for(cfg: HecConfig, name: str, state_dir: str | None) -> tuple[str, 
             return str(uuid.uuid4()), "process"
         value = str(uuid.uuid4())
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(value + "\n", encoding="ascii")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+            try:
+                os.fchmod(fd, 0o640)  # state files are 0640 whatever the umask at start-up
+                os.write(fd, (value + "\n").encode("ascii"))
+            finally:
+                os.close(fd)
             tmp.replace(path)  # atomic: a crash never leaves a half-written GUID
             return value, str(path)
         except OSError as e:

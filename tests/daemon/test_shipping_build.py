@@ -19,4 +19,4 @@ def test_state_dir_keeps_the_hec_channel_and_holds_spool_and_dead_letters(tmp_pa
     assert again is not None and again.runners["siem"].shipper.channel == channel
     assert runner.spool is not None and runner.spool.dir == tmp_path / "spool" / "siem"
     assert runner.deadletter.path == tmp_path / "deadletter" / "siem.jsonl"
-    assert not stat.S_IMODE(kept.stat().st_mode) & 0o002  # never world-writable
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640

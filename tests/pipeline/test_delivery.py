@@ -322,3 +322,20 @@ async def test_a_shipper_bug_never_stalls_the_lane(tmp_path, monkeypatch):
     await wait_for(lambda: p.snapshot()["fake"]["spool_events"] == 0)
     assert dead_letters(p)[0]["reason"] == "internal error: RuntimeError: bug"
     await p.stop(1)
+
+
+async def test_a_batch_in_long_backoff_wakes_when_the_destination_answers_again(tmp_path, monkeypatch):
+    # Backoffs of up to 600 s: without the wake-up the first batch would sit out the drain after an outage.
+    monkeypatch.chdir(tmp_path)
+    sh = FakeShipper()
+    sh.dead = True
+    p = Pipeline([sh], {"fake": settings(spool=True, batch={"max_events": 1, "linger_ms": 1},
+                                         retry={"initial_s": 600, "max_s": 600})}, ".")
+    await p.start()
+    await p.submit_many([rec(0)])
+    await wait_for(lambda: sh.calls >= 1)
+    sh.dead = False  # the destination is back; the next batch gets through at once
+    await p.submit_many([rec(1)])
+    await wait_for(lambda: sorted(ids_of(sh.delivered)) == [0, 1], timeout=5)
+    assert sh.requests[:3] == [[0], [1], [0]]
+    await p.stop(1)
