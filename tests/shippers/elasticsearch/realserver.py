@@ -54,6 +54,20 @@ async def ship(shipper: Any, recs: list[Record]) -> Any:
     return await shipper.send(shipper.encode(recs))
 
 
+def ship_once(type_: str, url: str, ns: str, recs: list[Record], **extra: Any) -> Any:
+    """Open a shipper, send one request, close it: the outcome."""
+
+    async def go() -> Any:
+        sh = make(type_, url, ns, **extra)
+        try:
+            await sh.open()
+            return await ship(sh, recs)
+        finally:
+            await sh.close()
+
+    return asyncio.run(go())
+
+
 def search(url: str, stream: str, size: int = 1000) -> list[dict[str, Any]]:
     http(f"{url}/{stream}/_refresh", "POST")
     res = http(f"{url}/{stream}/_search", "POST", {"size": size, "sort": [{"osquery.counter": "asc"}],
@@ -115,15 +129,7 @@ def run_mapping_conflict(type_: str, url: str) -> None:
     recs[2] = Record(id=recs[2].id, payload=orjson.dumps(bad), name="procs", kind="snapshot", table="processes",
                      time=recs[2].time)
 
-    async def go() -> Any:
-        sh = make(type_, url, ns)
-        try:
-            await sh.open()
-            return await ship(sh, recs)
-        finally:
-            await sh.close()
-
-    out = asyncio.run(go())
+    out = ship_once(type_, url, ns, recs)
     assert isinstance(out, Partial)
     assert out.retry == ()
     assert [i for i, _ in out.rejected] == [2]
@@ -141,14 +147,7 @@ def run_osquery_format(type_: str, url: str) -> None:
     recs = [Record(id=f"{ns}-{i}", payload=p, name="procs", table="processes", time=1767225600.0 + i)
             for i, p in enumerate(lines)]
 
-    async def go() -> Any:
-        sh = make(type_, url, ns, format="osquery")
-        try:
-            return await ship(sh, recs)
-        finally:
-            await sh.close()
-
-    assert asyncio.run(go()) == Delivered()
+    assert ship_once(type_, url, ns, recs, format="osquery") == Delivered()
     docs = search(url, f"logs-osquery.processes-{ns}")
     assert [d["osquery"]["columns"]["pid"] for d in docs] == ["0", "1", "2"]
     assert docs[0]["@timestamp"] == "2026-01-01T00:00:00.000Z"
@@ -180,15 +179,7 @@ def run_status_events(type_: str, url: str) -> None:
              "query": f"q{i}", "pid": 4242} for i in range(3)]
     recs = [render(Item(None, d), "ecs") for d in docs]
 
-    async def go() -> Any:
-        sh = make(type_, url, ns)
-        try:
-            await sh.open()
-            return await ship(sh, recs)
-        finally:
-            await sh.close()
-
-    assert asyncio.run(go()) == Delivered()
+    assert ship_once(type_, url, ns, recs) == Delivered()
     stream = f"logs-osquery.status-{ns}"
     http(f"{url}/{stream}/_refresh", "POST")
     hits = http(f"{url}/{stream}/_search", "POST", {"size": 10, "sort": [{"@timestamp": "asc"}]})["hits"]["hits"]
