@@ -326,15 +326,16 @@ def main(argv: Sequence[str]) -> int:
     except QuarryError as e:
         log.error("%s", e)
         return 1
-    if str(daemon.loaded.flag("run_as_user")):
+    user = str(daemon.loaded.flag("run_as_user"))
+    if user:
         from collector import privdrop
 
         try:  # everything that needs root (state db, logs, event sockets) is open by now
-            privdrop.run_as(str(daemon.loaded.flag("run_as_user")), str(daemon.loaded.flag("run_as_capabilities")),
+            privdrop.run_as(user, str(daemon.loaded.flag("run_as_capabilities")),
                             database_path=str(daemon.loaded.flag("database_path")),
                             logger_path=str(daemon.loaded.flag("logger_path")))
         except (QuarryError, OSError) as e:
-            log.error("cannot run as %s: %s", daemon.loaded.flag("run_as_user"), e)
+            log.error("cannot run as %s: %s", user, e)
             return 1
     # Start-up objects (tables, specs, mapping, config) live as long as the process: keep them out of the
     # collector's scans, which otherwise cost about a quarter of the pipeline's drain rate.

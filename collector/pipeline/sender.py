@@ -6,8 +6,9 @@ TooLarge, an encode failure of a single record, or max_elapsed_s passed). Tempor
 that raised or timed out) are retried with exponential backoff and full jitter — sleep a random time in
 [0, min(max_s, initial_s * 2**attempt)] — and never less than the `after` the destination asked for.
 TooLarge splits the request in halves, recursively; a single event still too large is cut to the shipper's
-`max_event_bytes` with a marker (pipeline/truncate.py, reported as a truncation) and sent once more. Cancellation (shutdown) leaves the unfinished records
-unfinished: with a spool they are sent again on the next start.
+`max_event_bytes` with a marker (pipeline/truncate.py, reported as a truncation) and sent once more.
+Cancellation (shutdown) leaves the unfinished records unfinished: with a spool they are sent again on the
+next start.
 """
 
 from __future__ import annotations
