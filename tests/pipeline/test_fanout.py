@@ -98,6 +98,9 @@ async def test_graceful_stop_leaves_the_rest_in_the_spool_and_restart_sends_it(t
     p = Pipeline([sh], {"fake": settings(batch={"max_events": 10, "linger_ms": 0})}, tmp_path)
     await p.start()
     await p.submit_many([rec(i) for i in range(1000)])
+    # On a loaded host the first batch can take longer than the grace: stop once delivery is under way
+    # (1000 events at 10 per 50 ms take about 2.5 s, so most are still pending).
+    await wait_for(lambda: len(sh.delivered) > 0)
     await p.stop(grace=0.2)
     with pytest.raises(PipelineStopped):
         await p.submit(rec(5000))
