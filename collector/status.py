@@ -119,9 +119,11 @@ def redact(doc: Any, secrets: Iterable[str]) -> Any:
 
 # --- the document -------------------------------------------------------------------------------------------
 def failing(snap: Mapping[str, Any]) -> bool:
-    """A shipper is failing when its sends fail, it could not open, or it stopped."""
+    """A shipper is failing when its sends fail, its destination does not answer its probe, it could not
+    open, or it stopped."""
     health = snap.get("health")
-    return health in ("retrying", "stopped") or (health == "starting" and bool(snap.get("last_error")))
+    return (health in ("retrying", "unreachable", "stopped")
+            or (health == "starting" and bool(snap.get("last_error"))))
 
 
 def scheduler_summary(scheduler: Scheduler | None) -> dict[str, Any]:

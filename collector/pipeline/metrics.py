@@ -39,6 +39,7 @@ class ShipperMetrics:
     last_error: str = ""
     last_error_time: float = 0.0
     consecutive_failures: int = 0
+    unreachable: str = ""  # why the shipper's own probe cannot reach the destination ("" when it can)
     opened: bool = False
     stopped: bool = False
 
@@ -54,7 +55,9 @@ class ShipperMetrics:
             return "stopped"
         if not self.opened:
             return "starting"
-        return "retrying" if self.consecutive_failures else "ok"
+        if self.consecutive_failures:
+            return "retrying"
+        return "unreachable" if self.unreachable else "ok"
 
     def counters(self) -> dict[str, Any]:
         return {"sent": self.sent, "requests": self.requests, "acked": self.acked, "retried": self.retried,

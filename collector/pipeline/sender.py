@@ -5,10 +5,13 @@ or when it went to the dead-letter file (Rejected, the rejected part of a Partia
 TooLarge, an encode failure of a single record, or max_elapsed_s passed). Temporary errors (Retry, a send()
 that raised or timed out) are retried with exponential backoff and full jitter — sleep a random time in
 [0, min(max_s, initial_s * 2**attempt)] — and never less than the `after` the destination asked for.
-TooLarge splits the request in halves, recursively; a single event still too large is cut to the shipper's
-`max_event_bytes` with a marker (pipeline/truncate.py, reported as a truncation) and sent once more.
+Before the first encode, every event larger than the shipper's declared `max_event_bytes` is cut to it with
+a marker (pipeline/truncate.py), reported once as a truncation however often the batch is then retried.
+TooLarge splits the request in halves, recursively; a single event still too large (a destination that only
+says so in its answer) is cut the same way and sent once more.
 Cancellation (shutdown) leaves the unfinished records unfinished: with a spool they are sent again on the
-next start.
+next start. A shipper that probes its destination between sends gets `on_health`: while its probe fails the
+lane's health reads "unreachable" (a failing send still reads "retrying").
 """
 
 from __future__ import annotations
@@ -19,7 +22,17 @@ import random
 import time
 from collections.abc import Callable
 
-from collector.pipeline.api import Delivered, Outcome, Partial, Record, Rejected, Retry, Shipper, TooLarge
+from collector.pipeline.api import (
+    Delivered,
+    Health,
+    Outcome,
+    Partial,
+    Record,
+    Rejected,
+    Retry,
+    Shipper,
+    TooLarge,
+)
 from collector.pipeline.config import ShipperSettings
 from collector.pipeline.metrics import ShipperMetrics
 from collector.pipeline.truncate import fit_record
@@ -68,10 +81,12 @@ class Sender:
         self._notice = on_notice
         self._answered = asyncio.Event()  # set (and replaced) when the destination answers after failures
         self._rng = rng or random.Random()
+        if hasattr(shipper, "on_health"):  # a shipper that watches its destination between sends tells us here
+            shipper.on_health = self._health
 
     async def deliver(self, items: list[Item]) -> None:
         """Until each item is finished; the halves of a split go in order, one request at a time."""
-        stack = [items]
+        stack = [self._prefit(items)]
         while stack:
             part = stack.pop()
             halves = await self._deliver_part(part)
@@ -147,17 +162,47 @@ class Sender:
         except TimeoutError:
             pass
 
+    def _limit(self) -> int:
+        """The shipper's max_event_bytes, or 0 when it declares none or truncation cannot be reported."""
+        if self._notice is None:
+            return 0
+        return int(getattr(self.shipper, "max_event_bytes", 0) or 0)
+
+    def _prefit(self, items: list[Item]) -> list[Item]:
+        """`items` with every event above max_event_bytes cut to fit, once per batch: encode() runs again on
+        every retry and split, so cutting (and reporting) there would count one event once per attempt.
+
+        The comparison is on Record.size (payload bytes), not on the encoded size: a shipper declares
+        max_event_bytes as the payload its largest request or message holds after its own per-event
+        overhead (Kafka framing, key and headers; the HEC envelope), which is what fit() measures and cuts.
+        The encoded size would need a shipper-specific encode per event, the cost this step avoids.
+        An event that cannot be cut to fit is sent as it is: the shipper's exact check or the destination
+        then refuses it and it is dead-lettered with that reason, while one that only just exceeds the
+        margin still gets through.
+        """
+        limit = self._limit()
+        if limit <= 0 or not _any_above(items, limit):
+            return items
+        out = []
+        for it in items:
+            if it[1].size > limit:
+                it = self._fit(it, limit, "larger than the destination accepts") or it
+            out.append(it)
+        return out
+
     def _truncate(self, item: Item, reason: str) -> Item | None:
         """One event too large for the destination, cut to the shipper's max_event_bytes (reported), or None."""
-        limit = int(getattr(self.shipper, "max_event_bytes", 0) or 0)
-        if limit <= 0 or self._notice is None:
-            return None
+        limit = self._limit()
+        return self._fit(item, limit, reason) if limit > 0 else None
+
+    def _fit(self, item: Item, limit: int, why: str) -> Item | None:
+        assert self._notice is not None
         got = fit_record(item[1], limit, self.shipper.format)
         if got is None:
             return None
         record, cut = got
         self._notice("truncation", f"event of {item[1].size} bytes cut to {record.size} (limit {limit}; "
-                     f"{', '.join(cut)}): {reason}", [item[1]])
+                     f"{', '.join(cut)}): {why}", [item[1]])
         return (item[0], record)
 
     async def _send(self, request: object, n: int, attempt: int) -> Outcome:
@@ -207,6 +252,19 @@ class Sender:
             self.metrics.acked += len(items)
             self._done(items)
 
+    def _health(self, health: Health) -> None:
+        """The shipper's own probe changed its answer: an unreachable destination shows in the status at once,
+        not only when a send has failed (a Kafka send waits send_timeout_ms before it does)."""
+        m = self.metrics
+        if health.ok:
+            if m.unreachable:
+                log.info("shipper %s: destination reachable again", self.shipper.name)
+            m.unreachable = ""
+            return
+        m.unreachable = health.detail or "unreachable"
+        log.warning("shipper %s: destination unreachable: %s", self.shipper.name, m.unreachable)
+        m.error(f"health check: {m.unreachable}")
+
     def _failed(self, reason: str) -> None:
         # An outage must show in the status log when it starts, not only in the periodic summary.
         if not self.metrics.consecutive_failures:
@@ -214,6 +272,14 @@ class Sender:
                         reason)
         self.metrics.consecutive_failures += 1
         self.metrics.error(reason)
+
+
+def _any_above(items: list[Item], limit: int) -> bool:
+    # Once per event on the hot path: a plain loop is about twice as fast as any() over a generator.
+    for it in items:
+        if len(it[1].payload) > limit:
+            return True
+    return False
 
 
 def _halves(items: list[Item]) -> list[list[Item]]:

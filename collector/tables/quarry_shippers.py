@@ -22,7 +22,7 @@ SPEC = table(
         col('name', TEXT, 'Shipper name from the config'),
         col('type', TEXT, 'Shipper type: file, splunk_hec, elasticsearch, opensearch, logstash, kafka'),
         col('format', TEXT, 'Event format sent: osquery or ecs'),
-        col('health', TEXT, 'starting, ok, retrying or stopped'),
+        col('health', TEXT, 'starting, ok, retrying, unreachable (its probe gets no answer) or stopped'),
         col('failing', INTEGER, '1 when sends fail, the shipper could not open, or it stopped, else 0'),
         col('queued_events', BIGINT, 'Events in the in-memory queue'),
         col('queued_bytes', BIGINT, 'Bytes in the in-memory queue'),

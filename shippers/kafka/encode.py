@@ -4,12 +4,17 @@ per-query route override), message keys and headers, and the Java client's key â
 Routing order for a record: `route["topic"]` > status events: `status_topic` > `kafka_topics[name]` > base
 topic. A record with no topic is not published (as osquery) but reported: it comes back as rejected with a
 reason starting "no topic", so the pipeline dead-letters and counts it.
+
+`max_event_bytes()` is the largest value (event payload) that, with its key, headers and record batch framing,
+and after compression, still makes a message of at most max_request_size: the pipeline cuts larger events to
+it once before the first encode. encode() keeps the exact check and rejects a message that is still too large
+(an event that could not be cut, an id or host name longer than the margin allows).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder  # type: ignore[import-untyped]
@@ -71,16 +76,42 @@ class Router:
         return "", f"no topic: query {record.name!r} is not in kafka_topics and no base topic is set"
 
 
+# Margin for the parts of a message that vary per event: ids are UUIDs (36 bytes) or short status ids, host
+# identifiers are DNS names (at most 253); longer ones are still checked exactly by encode().
+MAX_ID_BYTES = 255
+MAX_HOST_BYTES = 255
+# When key + value + event id stay below max_request_size minus this, the message cannot exceed it: batch
+# header 61 + record framing 21 + three length varints of up to 5 + header count, name length and name 17.
+_FRAMING = 128
+
+
+def max_event_bytes(max_request_size: int, key_mode: str, host_key: str, compression: str) -> int:
+    """The largest payload whose message, alone in its record batch, is at most max_request_size bytes.
+
+    The broker compares the record batch as sent (compressed) with its message.max.bytes, and aiokafka's
+    batch builder sends the compressed form even when it came out larger: incompressible data grows by up
+    to 0.035% (gzip's stored blocks, snappy's framing; lz4 and zstd less) plus a few dozen bytes of
+    container, so 1/1024 of the request plus 64 bytes are kept free for any codec.
+    """
+    if key_mode == "host":
+        key = b"k" * (len(host_key.encode()) if host_key else MAX_HOST_BYTES)
+        headers: Headers = [(EVENT_ID_HEADER, b"i" * MAX_ID_BYTES)]
+    else:
+        key, headers = b"k" * MAX_ID_BYTES, []
+    # the estimate with an empty value counts a 1-byte length varint; the real one takes up to 5
+    framing = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, b"", headers) + 4
+    squeeze = 0 if compression == "none" else max_request_size // 1024 + 64
+    return max_request_size - framing - squeeze
+
+
 def encode(records: list[Record], router: Router, key_mode: str, host_key: str,
-           max_request_size: int, fit: Callable[[Record, int], bytes | None] | None = None) -> Encoded:
-    """Records grouped by topic; `fit(record, limit)` may cut an event larger than max_request_size down to
-    `limit` bytes of payload (None: it cannot, and the event is rejected)."""
+           max_request_size: int) -> Encoded:
+    """Records grouped by topic; a message larger than max_request_size is rejected with the reason."""
     groups: dict[str, TopicBatch] = {}
     rejected: list[tuple[int, str]] = []
     by_host = key_mode == "host"
     fixed_key = host_key.encode() if host_key else b""
-    # Below this a message cannot exceed max_request_size, so the exact estimate is skipped (hot loop).
-    safe = max_request_size - 512
+    safe = max_request_size - _FRAMING  # below it the exact estimate is skipped (hot loop)
     plain: dict[str, TopicBatch | None] = {}  # query name â†’ its group, for results without a route override
     for i, r in enumerate(records):
         if r.route or r.kind == "status" or r.name not in plain:
@@ -103,15 +134,12 @@ def encode(records: list[Record], router: Router, key_mode: str, host_key: str,
         else:
             key, headers = eid, _NO_HEADERS
         payload = r.payload
-        if len(payload) + len(key) > safe:
+        if len(payload) + len(key) + len(eid) > safe:
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, payload, headers)
             if size > max_request_size:
-                cut = fit(r, max_request_size - (size - len(payload)) - 64) if fit is not None else None
-                if cut is None:
-                    rejected.append((i, (f"too large: event of {size} bytes exceeds max_request_size "
-                                        f"{max_request_size}")))
-                    continue
-                payload = cut
+                rejected.append((i, (f"too large: event of {size} bytes exceeds max_request_size "
+                                    f"{max_request_size}")))
+                continue
         g.indices.append(i)
         g.keys.append(key)
         g.values.append(payload)

@@ -17,6 +17,13 @@ once may reach a partition in either order, which is why the pool is opt-in.
 Producer 0 is started in open() when the cluster answers, the others and any stopped one lazily by the next
 send() that needs it; start, stop and every produce wait is bounded, because an idempotent aiokafka producer
 never expires batches while the cluster is down (aio-libs/aiokafka#1101) and its stop() would wait forever.
+
+The same issue keeps a send() waiting until send_timeout_ms while the cluster is gone, so a send cannot tell
+the pipeline quickly that the broker is unreachable. From open() to close() a watcher therefore asks producer
+0 for the cluster metadata every HEALTH_INTERVAL_S unless a send was acknowledged meanwhile (one small
+request per interval, nothing per event), bounded by HEALTH_TIMEOUT_S, and hands each change of the answer
+to `on_health` (set by the pipeline): the shipper shows as unreachable within seconds, and as healthy again
+when the broker answers.
 """
 
 from __future__ import annotations
@@ -31,13 +38,14 @@ from aiokafka import AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka import errors as ke
 
 from collector.pipeline.api import Health, Outcome, Record, Request
-from collector.pipeline.truncate import fit_record
 
 from .classify import Tally, Verdict, describe, verdict
 from .config import KafkaConfig
-from .encode import Encoded, Router, encode, partition_for
+from .encode import Encoded, Router, encode, max_event_bytes, partition_for
 
 log = logging.getLogger("quarry.shippers.kafka")
+HEALTH_INTERVAL_S = 5.0  # between two probes of the watcher
+HEALTH_TIMEOUT_S = 5.0  # one probe's metadata request (connect_timeout_ms when shorter)
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:
@@ -61,11 +69,16 @@ class KafkaShipper:
         self._busy = [0] * n  # send() calls using each producer right now
         self._locks = [asyncio.Lock() for _ in range(n)]
         self._last_error = ""
+        # The pipeline cuts larger events to this before the first encode (pipeline/sender.py).
+        self.max_event_bytes = max_event_bytes(cfg.max_request_size, cfg.key, cfg.host_key, cfg.compression)
         # Counters this shipper adds to the pipeline's per-shipper metrics.
         self.stats: dict[str, int] = {"producer_starts": 0, "producer_restarts": 0, "no_topic": 0,
-                                      "too_large": 0, "truncated": 0, "timeouts": 0}
-        # Set by the pipeline's lane: how a truncated event is counted and reported as a status event.
-        self.report: Callable[[str, str, list[Record]], None] | None = None
+                                      "too_large": 0, "timeouts": 0}
+        # Set by the pipeline's lane: told each time the watcher's answer changes (ok ↔ unreachable).
+        self.on_health: Callable[[Health], None] | None = None
+        self.health: Health | None = None  # the last probe's answer; None before the first
+        self._acked_at = float("-inf")  # loop time of the last acknowledged send
+        self._watcher: asyncio.Task[None] | None = None
 
     @property
     def _producer(self) -> AIOKafkaProducer | None:
@@ -83,8 +96,15 @@ class KafkaShipper:
         if err:
             log.warning("kafka shipper %s: cluster not reachable at start (%s); will retry on first send",
                         self.name, err)
+            self._set_health(Health(False, f"cannot start producer: {err}"))
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name=f"kafka-health-{self.name}")
 
     async def close(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
         stopping = []
         for i, lock in enumerate(self._locks):
             async with lock:
@@ -95,7 +115,35 @@ class KafkaShipper:
 
     async def healthcheck(self) -> Health:
         """One metadata round-trip, bounded by connect_timeout_ms."""
-        timeout = self.cfg.connect_timeout_ms / 1000
+        health = await self._probe(self.cfg.connect_timeout_ms / 1000)
+        if health is not None:
+            self._set_health(health)
+            return health
+        return Health(False, "producer restarted during the health check")
+
+    async def _watch(self) -> None:
+        """Probe every HEALTH_INTERVAL_S until close(); an acknowledged send counts as a probe."""
+        loop = asyncio.get_running_loop()
+        timeout = min(HEALTH_TIMEOUT_S, self.cfg.connect_timeout_ms / 1000)
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_S)
+            if loop.time() - self._acked_at < HEALTH_INTERVAL_S:
+                continue  # send() already reported the broker answering
+            try:
+                health = await self._probe(timeout)
+            except Exception as e:  # noqa: BLE001 - the watcher must outlive a surprise from aiokafka
+                health = Health(False, f"health probe failed: {type(e).__name__}: {e}")
+            if health is not None:
+                self._set_health(health)
+
+    def _set_health(self, health: Health) -> None:
+        before, self.health = self.health, health
+        if self.on_health is not None and (before is None or before.ok != health.ok):
+            self.on_health(health)
+
+    async def _probe(self, timeout: float) -> Health | None:
+        """Cluster metadata from producer 0 within `timeout` (starting it within connect_timeout_ms if it does
+        not run); None when the producer was replaced meanwhile, so its failure says nothing."""
         p = self._producer
         if p is None:
             err = await self._start()
@@ -107,6 +155,8 @@ class KafkaShipper:
         try:
             md = await asyncio.wait_for(p.client.fetch_all_metadata(), timeout)
         except (TimeoutError, ke.KafkaError, OSError) as e:
+            if self._producer is not p:
+                return None
             return Health(False, f"metadata request failed: {describe(e)}")
         topics = md.topics()
         missing = [t for t in self._configured_topics() if t not in topics]
@@ -131,6 +181,9 @@ class KafkaShipper:
                 self._last_error = describe(e) + await self._tls_problem()
                 await self._stop(p, 1.0)
                 return self._last_error
+            except asyncio.CancelledError:  # close() stopping the watcher, shutdown: leave no client behind
+                await self._stop(p, 1.0)
+                raise
             self._producers[slot] = p
             self.stats["producer_starts"] += 1
             return ""
@@ -185,20 +238,8 @@ class KafkaShipper:
 
     # --- encode / send ------------------------------------------------------------------------------
     def encode(self, batch: list[Record]) -> Request:
-        body = encode(batch, self.router, self.cfg.key, self.cfg.host_key, self.cfg.max_request_size, self._fit)
+        body = encode(batch, self.router, self.cfg.key, self.cfg.host_key, self.cfg.max_request_size)
         return Request(records=batch, body=body, size=sum(r.size for r in batch))
-
-    def _fit(self, record: Record, limit: int) -> bytes | None:
-        """An event above max_request_size cut to `limit` bytes with a marker (reported), or None."""
-        got = fit_record(record, limit, self.format)
-        if got is None:
-            return None
-        smaller, cut = got
-        self.stats["truncated"] += 1
-        if self.report is not None:
-            self.report("truncation", f"event of {record.size} bytes cut to {smaller.size} to fit "
-                        f"max_request_size {self.cfg.max_request_size} ({', '.join(cut)})", [record])
-        return smaller.payload
 
     async def send(self, request: Request) -> Outcome:
         body: Encoded = request.body
@@ -230,6 +271,10 @@ class KafkaShipper:
             await asyncio.wait_for(self._produce(p, body, tally, restart), self.cfg.send_timeout_ms / 1000)
         except TimeoutError:
             self.stats["timeouts"] += 1
+        if tally.delivered:  # the broker answers: no probe needed this interval, and health is ok at once
+            self._acked_at = asyncio.get_running_loop().time()
+            if self.health is not None and not self.health.ok:
+                self._set_health(Health(True, "a send was acknowledged"))
         if restart and self._producers[slot] is p:
             await self._restart(slot, restart[0])
         return tally.outcome(f"no acknowledgement within send_timeout_ms ({self.cfg.send_timeout_ms} ms)")

@@ -78,8 +78,11 @@ class HecShipper:
                                    status_sourcetype=cfg.status_sourcetype, index=cfg.index, host=cfg.host,
                                    fields=cfg.fields, gzip=cfg.gzip, gzip_level=cfg.gzip_level,
                                    max_request_bytes=cfg.max_request_bytes)
-        # The envelope (time, host, source, sourcetype, index, fields) around one event stays well below this.
-        self.max_event_bytes = max(1024, cfg.max_request_bytes - 4096)
+        # The pipeline cuts larger events to this before the first attempt. The envelope (time, host, source,
+        # sourcetype, index, event id, query name) around one event stays well below 4096 bytes; the
+        # configured `fields` go in every envelope too, and have no bound of their own.
+        static = len(self.envelopes.static_fields.encode())
+        self.max_event_bytes = max(1024, cfg.max_request_bytes - 4096 - static)
         self.ack = cfg.ack
         # send() must finish inside the pipeline's request_timeout_s, so the ack wait is what is left of it.
         self.ack_wait_s = min(cfg.ack_timeout_s, max(1.0, request_timeout_s - cfg.timeout_s - 1.0))

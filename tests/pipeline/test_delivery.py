@@ -10,7 +10,7 @@ import time
 
 import orjson
 
-from collector.pipeline import Delivered, Partial, Pipeline, Rejected, Retry, TooLarge
+from collector.pipeline import Delivered, Health, Partial, Pipeline, Record, Rejected, Retry, TooLarge
 from collector.pipeline.sender import RateLimiter, backoff
 from tests.pipeline.fake import FakeShipper, ids_of, rec, settings, wait_for
 
@@ -103,17 +103,22 @@ async def test_too_large_splits_down_to_singles_and_dead_letters_a_single_too_la
     await p.stop(1)
 
 
-async def test_a_single_event_too_large_is_truncated_with_a_marker_when_the_shipper_has_a_limit(tmp_path,
-                                                                                                monkeypatch):
+async def test_a_single_event_too_large_is_truncated_with_a_marker_when_the_answer_tells_the_limit(tmp_path,
+                                                                                                  monkeypatch):
+    """A destination that only learns its limit from the answer (413): the shipper declares max_event_bytes
+    then, and the event refused alone is cut to it and sent once more."""
     monkeypatch.chdir(tmp_path)
     status: list[dict] = []
     limit = 2_000
 
     def answer(req, call):
-        return TooLarge("413 event too large") if req.size > limit else Delivered()
+        if req.size > limit:
+            sh.max_event_bytes = limit
+            return TooLarge("413 event too large")
+        return Delivered()
 
     sh = FakeShipper(answer=answer)
-    sh.max_event_bytes = limit
+    sh.max_event_bytes = 0
     p = Pipeline([sh], {"fake": settings("fake", spool=True, batch={"max_events": 1, "linger_ms": 10})}, ".",
                  on_status=status.append, status_interval_s=0.02)
     await p.start()
@@ -127,6 +132,81 @@ async def test_a_single_event_too_large_is_truncated_with_a_marker_when_the_ship
     await wait_for(lambda: any(s["event"] == "truncation" for s in status))
     ev = next(s for s in status if s["event"] == "truncation")
     assert ev["query"] == "pack_q" and ev["rows"] == 1 and ev["bytes"] > 50_000 and "cut to" in ev["reason"]
+    await p.stop(1)
+
+
+async def test_an_event_above_max_event_bytes_is_cut_and_reported_once_however_often_it_is_retried(tmp_path,
+                                                                                                    monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status: list[dict] = []
+    limit = 2_000
+    attempts: list[dict[int, int]] = []  # per send(): payload size by record number
+
+    def answer(req, call):
+        attempts.append({orjson.loads(r.payload)["i"]: r.size for r in req.records})
+        return Retry("broker not reachable") if call <= 3 else Delivered()
+
+    sh = FakeShipper(answer=answer)
+    sh.max_event_bytes = limit
+    p = Pipeline([sh], {"fake": settings("fake", spool=True, batch={"max_events": 10, "linger_ms": 50})}, ".",
+                 on_status=status.append, status_interval_s=0.02)
+    await p.start()
+    await p.submit_many([rec(0), rec(1, size=50_000), rec(2)])
+    await wait_for(lambda: p.snapshot()["fake"]["spool_events"] == 0)
+    assert len(attempts) == 4 and all(sorted(a) == [0, 1, 2] for a in attempts)  # one batch, 3 retries
+    assert all(a[1] <= limit for a in attempts)  # cut before the first attempt, the same cut every time
+    assert sorted(ids_of(sh.delivered)) == [0, 1, 2] and dead_letters(p) == []
+    assert orjson.loads(next(r for r in sh.delivered if r.id == "id-1").payload)["quarry_truncated"] == ["pad"]
+    snap = p.snapshot()["fake"]
+    assert snap["notices"] == {"truncation": 1} and snap["retried"] == 9
+    await p.stop(1)
+    assert sum(s["rows"] for s in status if s["event"] == "truncation") == 1
+
+
+async def test_an_event_that_cannot_be_cut_goes_as_it_is_and_is_dead_lettered_when_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    limit = 2_000
+    fields = Record(id="many", payload=orjson.dumps({"i": 1, **{f"c{n}": "v" for n in range(1_000)}}),
+                    name="pack_q", host="h1")
+
+    def answer(req, call):
+        return TooLarge("413 event too large") if req.size > limit else Delivered()
+
+    sh = FakeShipper(answer=answer)
+    sh.max_event_bytes = limit
+    p = Pipeline([sh], {"fake": settings("fake", spool=True, batch={"max_events": 10, "linger_ms": 50})}, ".")
+    await p.start()
+    await p.submit_many([rec(0), fields, rec(2)])
+    await wait_for(lambda: p.snapshot()["fake"]["spool_events"] == 0)
+    assert sorted(ids_of(sh.delivered)) == [0, 2]
+    assert [(d["id"], d["reason"]) for d in dead_letters(p)] == [
+        ("many", "too large for the destination: 413 event too large")]
+    assert p.snapshot()["fake"]["notices"] == {}
+    await p.stop(1)
+
+
+async def test_a_shipper_probe_that_cannot_reach_the_destination_shows_in_health_until_it_can(tmp_path,
+                                                                                              monkeypatch):
+    from collector.status import failing
+
+    monkeypatch.chdir(tmp_path)
+    sh = FakeShipper()
+    sh.on_health = None  # a shipper that watches its destination between sends: the pipeline sets this
+    p = await run(sh, n=0)
+    await wait_for(lambda: p.snapshot()["fake"]["health"] == "ok")
+    sh.on_health(Health(False, "metadata request failed: timed out"))
+    snap = p.snapshot()["fake"]
+    assert snap["health"] == "unreachable" and failing(snap)
+    assert snap["last_error"] == "health check: metadata request failed: timed out"
+    sh.dead = True  # failing sends say more than the probe: retrying
+    await p.submit_many([rec(0)])
+    await wait_for(lambda: p.snapshot()["fake"]["health"] == "retrying")
+    sh.dead = False
+    await wait_for(lambda: p.snapshot()["fake"]["acked"] == 1)
+    assert p.snapshot()["fake"]["health"] == "unreachable"  # until the probe says otherwise
+    sh.on_health(Health(True, "1 broker(s)"))
+    snap = p.snapshot()["fake"]
+    assert snap["health"] == "ok" and not failing(snap)
     await p.stop(1)
 
 
@@ -151,7 +231,6 @@ async def test_rejected_dead_letters_every_record_with_reason_and_status(tmp_pat
 
 
 async def test_dead_letter_payload_that_is_not_json_is_base64(tmp_path):
-    from collector.pipeline.api import Record
     from collector.logfile import compressed_suffix
     from collector.pipeline.deadletter import DeadLetterFile
 

@@ -3,14 +3,24 @@ timestamps, oversize events, and the Java-compatible key → partition hash."""
 
 from __future__ import annotations
 
+import os
+
 import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from collector.pipeline.api import Record
 from shippers.kafka import create
-from shippers.kafka.encode import EVENT_ID_HEADER, Router, murmur2, partition_for
+from shippers.kafka.encode import (
+    EVENT_ID_HEADER,
+    MAX_HOST_BYTES,
+    MAX_ID_BYTES,
+    Router,
+    murmur2,
+    partition_for,
+)
 from shippers.kafka.shipper import _by_partition
 
 BASE = {"type": "kafka", "brokers": ["127.0.0.1:9"]}
@@ -145,16 +155,40 @@ def test_router_later_mapping_wins_like_osquery():
     assert r.topic_for(rec(0, "q")) == ("b", "")
 
 
-def test_json_event_larger_than_max_request_size_is_truncated_with_a_marker_and_reported():
+CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+@pytest.mark.parametrize("compression", list(CODECS))
+@pytest.mark.parametrize("keying", [{}, {"key": "host"}, {"key": "host", "host_key": "web-1_osqueryd"}])
+@pytest.mark.parametrize("max_request_size", [4096, 1 << 20])
+def test_an_event_of_max_event_bytes_makes_a_message_within_max_request_size(compression, keying,
+                                                                             max_request_size):
+    """The pipeline cuts events to max_event_bytes: the message of one that size, with the longest id and host
+    the margin allows, incompressible, is at most max_request_size as aiokafka builds and sends it."""
+    s = shipper(topic="t", compression=compression, max_request_size=max_request_size,
+                max_batch_size=min(max_request_size, 524288), **keying)
+    limit = s.max_event_bytes
+    assert max_request_size - 2048 - max_request_size // 1024 <= limit < max_request_size  # not wasteful either
+    r = Record(id="i" * MAX_ID_BYTES, payload=os.urandom(limit), name="q1", host="h" * MAX_HOST_BYTES,
+               time=1700000000.5)
+    body = s.encode([r]).body
+    assert body.rejected == []
+    g = body.groups[0]
+    batch = DefaultRecordBatchBuilder(magic=2, compression_type=CODECS[compression], is_transactional=0,
+                                      producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                      batch_size=s.cfg.max_batch_size)
+    assert batch.append(0, timestamp=g.timestamps[0], key=g.keys[0], value=g.values[0],
+                        headers=g.headers[0]) is not None
+    assert len(batch.build()) <= max_request_size
+    # an event still too large (one that could not be cut) is caught by encode's exact check, never sent
+    over = Record(id="i" * MAX_ID_BYTES, payload=os.urandom(max_request_size), name="q1", host="h")
+    ((_, why),) = s.encode([over]).body.rejected
+    assert why.startswith("too large:") and f"max_request_size {max_request_size}" in why
+
+
+def test_encode_no_longer_cuts_events_itself():
     s = shipper(topic="t", max_request_size=4096, max_batch_size=4096)
-    notices = []
-    s.report = lambda event, reason, records: notices.append((event, reason, [r.id for r in records]))
+    assert not hasattr(s, "report")  # the pipeline cuts (once, before the first attempt) and reports
     big = Record(id="big", payload=orjson.dumps({"name": "q1", "columns": {"cmdline": "z" * 9000}}), name="q1")
     req = s.encode([rec(0), big])
-    assert topics_of(req) == {"t": [0, 1]} and req.body.rejected == []
-    value = orjson.loads(req.body.groups[0].values[1])
-    assert value["quarry_truncated"] == ["columns.cmdline"] and len(req.body.groups[0].values[1]) < 4096
-    assert req.body.groups[0].keys[1] == b"big"  # the event id stays the key
-    ((event, reason, ids),) = notices
-    assert event == "truncation" and ids == ["big"] and "max_request_size 4096" in reason
-    assert s.stats["truncated"] == 1
+    assert topics_of(req) == {"t": [0]} and [i for i, _ in req.body.rejected] == [1]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
+import string
 import uuid
 from typing import Any
 
@@ -18,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from collector.pipeline.api import Delivered, Outcome, Partial, Record, Rejected, Retry, TooLarge
 from shippers.kafka import create
-from shippers.kafka.encode import EVENT_ID_HEADER, partition_for
+from shippers.kafka.encode import EVENT_ID_HEADER, MAX_HOST_BYTES, MAX_ID_BYTES, partition_for
 
 pytestmark = pytest.mark.realserver
 
@@ -358,20 +360,113 @@ async def test_through_the_pipeline_across_a_paused_broker(kafka_server, kafka_t
     assert all(m.value == want[m.key] for m in got)
 
 
-async def test_event_above_max_request_size_arrives_truncated_with_a_marker(kafka_server, kafka_topic, tmp_path):
+async def test_event_above_max_request_size_arrives_truncated_and_is_reported_once(kafka_server, kafka_topic,
+                                                                                   tmp_path):
+    """The pipeline cuts the event once, before the first attempt: the attempts that fail while the broker
+    is frozen (SIGSTOP) send the same cut event and do not report it again."""
+    pid = int((kafka_server.data_dir / "kafka.pid").read_text())
     big = Record(id="big-1", payload=orjson.dumps({"name": "q1", "columns": {"pid": "7", "cmdline": "a" * 2_000_000}}),
                  name="q1", host="web-1", time=1795773600.25)
+    small = records(2)
     p, _ = await _pipeline({"brokers": [kafka_server.bootstrap_servers], "topic": kafka_topic,
-                            "batch": {"linger_ms": 20}}, tmp_path)
+                            "send_timeout_ms": 2000, "request_timeout_ms": 1500, "connect_timeout_ms": 2000,
+                            "batch": {"linger_ms": 20}, "retry": {"initial_s": 0.2, "max_s": 0.5}}, tmp_path)
     try:
-        await p.submit_many([*records(2), big])
+        await _until(lambda: p.runners["kafka_pipe"].metrics.opened, 30)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await p.submit_many([*small, big])
+            await _until(lambda: p.snapshot()["kafka_pipe"]["retried"] >= 6, 60)  # two failed attempts or more
+            assert p.snapshot()["kafka_pipe"]["acked"] == 0
+        finally:
+            os.kill(pid, signal.SIGCONT)
         await _until(lambda: p.snapshot()["kafka_pipe"]["acked"] >= 3, 60)
         snap = p.snapshot()["kafka_pipe"]
-        assert snap["dead_lettered"] == 0 and snap["notices"] == {"truncation": 1}
+        assert snap["dead_lettered"] == 0 and snap["notices"] == {"truncation": 1} and snap["requests"] >= 3
     finally:
         await p.stop(5)
+    # an idempotent producer keeps the frozen attempts' batches, so copies may arrive: all with the same key
     got = await consume(kafka_topic, 3, plain(kafka_server))
-    assert [m.key for m in got][-1] == b"big-1" and len(got) == 3
-    value = orjson.loads(got[-1].value)
+    assert {m.key for m in got} == {b"big-1", *(r.id.encode() for r in small)}
+    cut = {m.value for m in got if m.key == b"big-1"}
+    assert len(cut) == 1  # every attempt sent the same cut
+    value = orjson.loads(cut.pop())
     assert value["columns"]["pid"] == "7" and value["quarry_truncated"] == ["columns.cmdline"]
-    assert len(got[-1].value) <= 1048576 and value["columns"]["cmdline"].endswith("bytes]")
+    assert value["columns"]["cmdline"].endswith("bytes]")
+
+
+async def test_cut_event_fits_a_topic_whose_limit_is_max_request_size(kafka_server, kafka_topic, tmp_path):
+    """The margin of max_event_bytes is enough: a topic with max.message.bytes = max_request_size accepts the
+    cut event even with the longest host key and event id header the margin allows, uncompressed."""
+    limit = 65536
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_server.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(kafka_topic, num_partitions=1, replication_factor=1,
+                                            topic_configs={"max.message.bytes": str(limit)})])
+    finally:
+        await admin.close()
+    host = "h" * MAX_HOST_BYTES
+    noise = "".join(random.Random(7).choices(string.ascii_letters + string.digits, k=300_000))
+    big = Record(id="e" * MAX_ID_BYTES, payload=orjson.dumps({"name": "q1", "columns": {"pid": "7", "data": noise}}),
+                 name="q1", host=host, time=1795773600.25)
+    p, shipper = await _pipeline({"brokers": [kafka_server.bootstrap_servers], "topic": kafka_topic,
+                                  "key": "host", "compression": "none", "max_request_size": limit,
+                                  "max_batch_size": limit, "batch": {"linger_ms": 20}}, tmp_path)
+    try:
+        await p.submit_many([big])
+        await _until(lambda: p.snapshot()["kafka_pipe"]["acked"] + p.snapshot()["kafka_pipe"]["dead_lettered"]
+                     >= 1, 60)
+        snap = p.snapshot()["kafka_pipe"]
+        assert snap["acked"] == 1 and snap["dead_lettered"] == 0 and snap["notices"] == {"truncation": 1}
+    finally:
+        await p.stop(5)
+    (m,) = await consume(kafka_topic, 1, plain(kafka_server))
+    assert m.key == host.encode() and dict(m.headers)[EVENT_ID_HEADER] == big.id.encode()
+    assert limit - 1024 < len(m.value) <= shipper.max_event_bytes  # cut to the margin, not far below it
+
+
+# Last in this file: it stops and restarts the session's broker.
+async def test_health_fails_soon_after_the_broker_stops_and_is_ok_after_it_restarts(servers, kafka_server,
+                                                                                   kafka_topic, tmp_path):
+    """An idle shipper (no send to time out) shows the broker gone within a probe interval and timeout, in the
+    figures behind `quarry status`, /healthz and osquery_shippers, and healthy again once it answers."""
+    from collector.metrics_http import health
+    from collector.status import document, failing
+    from shippers.kafka.shipper import HEALTH_INTERVAL_S, HEALTH_TIMEOUT_S
+
+    def snap() -> dict[str, Any]:
+        return p.snapshot()["kafka_pipe"]
+
+    def healthz() -> int:
+        doc = document(shippers=p.snapshot(), scheduler={}, process={}, interval_s=5)
+        return health(doc)[0]
+
+    loop = asyncio.get_running_loop()
+    p, _ = await _pipeline({"brokers": [kafka_server.bootstrap_servers], "topic": kafka_topic,
+                            "connect_timeout_ms": 3000}, tmp_path)
+    try:
+        await _until(lambda: p.runners["kafka_pipe"].metrics.opened, 30)
+        await asyncio.sleep(HEALTH_INTERVAL_S + 1)  # a probe while the broker answers
+        assert snap()["health"] == "ok" and healthz() == 200
+        await asyncio.to_thread(servers.stop, "kafka")
+        try:
+            stopped = loop.time()
+            await _until(lambda: failing(snap()), HEALTH_INTERVAL_S + HEALTH_TIMEOUT_S + 5)
+            took = loop.time() - stopped
+            assert snap()["health"] == "unreachable" and snap()["last_error"].startswith("health check:")
+            assert healthz() == 503
+            await asyncio.sleep(HEALTH_INTERVAL_S + 1)
+            assert failing(snap())  # stays failing while the broker is down
+        finally:
+            await asyncio.to_thread(servers.start_again, "kafka")
+        started = loop.time()
+        await _until(lambda: snap()["health"] == "ok", HEALTH_INTERVAL_S + HEALTH_TIMEOUT_S + 5)
+        back = loop.time() - started
+        assert healthz() == 200
+        print(f"failing {took:.1f}s after the broker stopped, ok {back:.1f}s after it serves again")
+        recs = records(10)
+        await p.submit_many(recs)
+        await _until(lambda: snap()["acked"] >= 10, 60)
+    finally:
+        await p.stop(5)
