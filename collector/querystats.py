@@ -8,7 +8,11 @@ also starts a new row when either changes).
     stats = StatsBook(state, runtime)
     s = stats.register(query)            # restored or fresh; also registers the osquery_schedule row
     stats.record(query.name, run, output_size=..., finished=...)   # from any thread
+    stats.delayed(query.name, waited_ms, at=...)                   # a run held back by backpressure
     stats.save(query.name)
+
+The runtime gets the osquery_schedule counters and, for Quarry's osquery_scheduler, the failures, skips and
+backpressure delays (the scheduler adds its timing there itself).
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ DOMAIN = "stats"
 _RUNTIME_FIELDS = ("executions", "last_executed", "denylisted", "output_size", "wall_time_ms",
                    "last_wall_time_ms", "user_time", "last_user_time", "system_time", "last_system_time",
                    "average_memory", "last_memory")
+# Counters shown in collector.runtime.QueryTiming (Quarry's osquery_scheduler), restored into it.
+_TIMING_FIELDS = ("delayed_runs", "backpressure_ms", "last_backpressure_ms", "last_delay_time", "skipped",
+                  "errors", "last_error", "last_error_time")
 
 
 @dataclass
@@ -62,6 +69,8 @@ class QueryStats:
     denylisted_until: int = 0  # unix time; 0 when not denylisted
     backpressure_ms: int = 0  # total time runs waited because on_result had not accepted the previous one
     last_backpressure_ms: int = 0
+    delayed_runs: int = 0  # runs that waited so (backpressure_ms is their total wait)
+    last_delay_time: int = 0  # unix time the last delayed run could start
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +129,7 @@ class StatsBook:
             with self.runtime.lock:
                 for name in _RUNTIME_FIELDS:
                     setattr(row, name, getattr(stats, name))
+            self.runtime.set_timing(query.name, **{name: getattr(stats, name) for name in _TIMING_FIELDS})
         return stats
 
     def forget(self, name: str) -> None:
@@ -127,8 +137,7 @@ class StatsBook:
         with self._lock:
             self._stats.pop(name, None)
         if self.runtime is not None:
-            with self.runtime.lock:
-                self.runtime.schedule.pop(name, None)
+            self.runtime.remove_query(name)
 
     def get(self, name: str) -> QueryStats | None:
         with self._lock:
@@ -145,16 +154,19 @@ class StatsBook:
             if stats is None:
                 return
             stats.fold(run, output_size=output_size, finished=finished)
+            errors = stats.errors
         if self.runtime is not None:
             try:
                 self.runtime.record_run(name, wall_ms=run.wall_ms, user_ms=run.user_ms, system_ms=run.system_ms,
                                         memory=run.memory, output_size=output_size, finished=finished)
             except KeyError:
                 pass  # removed from the runtime by a reload while it ran
+            if run.error is not None:
+                self.runtime.set_timing(name, errors=errors, last_error=run.error, last_error_time=finished)
         self.save(name)
 
     def bump(self, name: str, counter: str, amount: int = 1, *, last: str | None = None) -> None:
-        """Add to one counter (skipped, denylist_skips, stopped, backpressure_ms), optionally setting a last_*."""
+        """Add to one counter (skipped, denylist_skips, stopped), optionally setting a last_*."""
         with self._lock:
             stats = self._stats.get(name)
             if stats is None:
@@ -162,6 +174,24 @@ class StatsBook:
             setattr(stats, counter, getattr(stats, counter) + amount)
             if last is not None:
                 setattr(stats, last, amount)
+            shown = {k: getattr(stats, k) for k in (counter, last) if k in _TIMING_FIELDS}
+        if shown and self.runtime is not None:
+            self.runtime.set_timing(name, **shown)
+
+    def delayed(self, name: str, waited_ms: int, *, at: int) -> None:
+        """A run that waited `waited_ms` for the previous results' delivery (backpressure) starts at `at`."""
+        with self._lock:
+            stats = self._stats.get(name)
+            if stats is None:
+                return
+            stats.delayed_runs += 1
+            stats.backpressure_ms += waited_ms
+            stats.last_backpressure_ms = waited_ms
+            stats.last_delay_time = at
+            shown = {k: getattr(stats, k) for k in ("delayed_runs", "backpressure_ms", "last_backpressure_ms",
+                                                    "last_delay_time")}
+        if self.runtime is not None:
+            self.runtime.set_timing(name, **shown)
 
     def set_denylisted(self, name: str, until: float | None) -> None:
         with self._lock:

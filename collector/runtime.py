@@ -2,8 +2,8 @@
 
 The shell and `quarry query` use `Runtime.for_shell()` (no schedule, events off, flags at their defaults
 unless given); the daemon builds one Runtime at start and updates it as it runs: schedule statistics via
-`record_run()`, packs, event counters, the config facts and the shippers' figures (`set_shippers()`).
-The osquery_* generators only read it.
+`record_run()`, the scheduler's timing and delays via `set_timing()`, packs, event counters, the config
+facts and the shippers' figures (`set_shippers()`). The osquery_* generators only read it, under `lock`.
 """
 
 from __future__ import annotations
@@ -74,6 +74,24 @@ class ScheduleStats:
         self.last_memory = memory
 
 
+@dataclass(slots=True)
+class QueryTiming:
+    """One osquery_scheduler row: what the scheduler does with a query, beyond osquery_schedule's columns."""
+
+    splayed_interval: int = 0  # the interval in use: the configured one with the splay applied
+    next_run: int = 0  # UNIX time the next run is due
+    phase: str = "idle"  # idle | executing | delivering
+    waiting_since: int | None = None  # UNIX time a due run began waiting for the previous results' delivery
+    delayed_runs: int = 0
+    backpressure_ms: int = 0
+    last_backpressure_ms: int = 0
+    last_delay_time: int = 0
+    skipped: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_error_time: int = 0
+
+
 @dataclass
 class PackInfo:
     """One osquery_packs row."""
@@ -132,6 +150,7 @@ class Runtime:
     platform_mask: int = LINUX_PLATFORM_MASK
     flags: dict[str, FlagState] = field(default_factory=dict)
     schedule: dict[str, ScheduleStats] = field(default_factory=dict)
+    timing: dict[str, QueryTiming] = field(default_factory=dict)  # same keys as schedule (osquery_scheduler)
     packs: dict[str, PackInfo] = field(default_factory=dict)
     events: list[EventInfo] = field(default_factory=list)
     # (registry, name) pairs of plugins beyond the tables, with their active state.
@@ -184,11 +203,26 @@ class Runtime:
             stats = self.schedule.get(name)
             if stats is None or stats.query != query or stats.interval != interval:
                 stats = self.schedule[name] = ScheduleStats(query, interval)
+                self.timing.pop(name, None)  # new SQL or interval: the scheduler's figures start afresh too
+            self.timing.setdefault(name, QueryTiming())
             return stats
 
     def record_run(self, name: str, **measures: int) -> None:
         with self.lock:
             self.schedule[name].record(**measures)
+
+    def set_timing(self, name: str, **values: Any) -> None:
+        """Update a scheduled query's osquery_scheduler row (add_query made it); a removed query has none."""
+        with self.lock:
+            row = self.timing.get(name)
+            if row is not None:
+                for key, value in values.items():
+                    setattr(row, key, value)
+
+    def remove_query(self, name: str) -> None:
+        with self.lock:
+            self.schedule.pop(name, None)
+            self.timing.pop(name, None)
 
     def set_shippers(self, snapshot: dict[str, dict[str, Any]]) -> None:
         with self.lock:

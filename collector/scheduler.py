@@ -17,8 +17,9 @@ neither the loop nor the other queries. A query due while its previous run still
 counted (`skipped`), never started twice. Results are delivered by awaiting `on_result(run, decorations)` on
 the loop, one delivery at a time per query and in order; while it has not returned, that query's next due run
 waits (it runs once delivery finishes, later runs collapse into it), and the wait is added to the query's
-`backpressure_ms` and logged. Failed runs (QueryRun.error) are logged and counted, not delivered, so a
-failure never looks like "every row removed". `on_result` must accept concurrent calls for different queries.
+`backpressure_ms`, counted in `delayed_runs` and logged. Failed runs (QueryRun.error) are logged and counted,
+not delivered, so a failure never looks like "every row removed". `on_result` must accept concurrent calls for
+different queries.
 
 Decorations (collector.decorations): `on_result` gets the decorations of that run (load, interval, then the
 `always` ones run right before it); `Scheduler.decorations` holds the current load + interval ones.
@@ -27,7 +28,9 @@ Safety: the watchdog (collector.watchdog) finds running queries with running(), 
 (the `interrupt(thread_id)` callable, e.g. EnginePool.interrupt), and denylists with denylist_query(). Denylisted
 queries are skipped until expiry (`denylist: false` queries never are). Before each run the query's name is
 recorded in State domain "executing_query" and cleared after, so a crash denylists it at the next start.
-Counters (collector.querystats) live in State domain "stats" and feed Runtime.record_run.
+Counters (collector.querystats) live in State domain "stats" and feed Runtime.record_run. Each query's
+timing (splayed interval, next due time, phase, waiting since) goes to Runtime.set_timing whenever it
+changes, for Quarry's osquery_scheduler table: engine threads read it under the runtime's lock.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class _Entry:
     phase: str = "idle"  # idle | executing | delivering
     task: asyncio.Task[None] | None = None
     deferred: float | None = None  # monotonic time a due run started waiting for delivery (backpressure)
+    waiting_since: float | None = None  # the same moment on the scheduler's clock (osquery_scheduler)
     thread_id: int | None = None
     stop_reason: str | None = None
     removed: bool = False
@@ -111,6 +115,7 @@ class Scheduler:
         self.stop_timeout = stop_timeout
         self._rng = rng or random.Random()
         self.stats = StatsBook(state, runtime)
+        self._runtime = runtime
         self.denylist = Denylist(state)
         self.backpressure_ms = 0  # all queries, since start
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="quarry-query")
@@ -230,6 +235,7 @@ class Scheduler:
                 e.next_run = next_multiple(now, e.splayed)
                 e.denylisted = q.denylist and self.denylist.until(name, now) is not None
                 self.stats.register(q)
+                self._publish(e)
                 change.changed.append(name)
         if decorators is not None:
             self._decorations.replace(decorators, now)
@@ -249,10 +255,13 @@ class Scheduler:
                 self._entries[event["query"]].denylisted = True
                 self.stats.set_denylisted(event["query"], event["expiry"])
         await emit_all(self._on_status, events)
+        if self._stopping:  # stop() came while the crash records were read: start no run
+            return
         await self._decorations.load()
         now = self._clock()
         for e in self._entries.values():
             e.next_run = next_multiple(now, e.splayed)
+            self._publish(e)
         self._decorations.place(now)
         startup = sorted((e for e in self._entries.values() if e.query.startup_priority is not None),
                          key=lambda e: (e.query.startup_priority, e.query.name))
@@ -299,6 +308,7 @@ class Scheduler:
             if e.next_run - now > e.splayed:
                 log.info("%s: the clock went back; next run re-placed from the new time", e.query.name)
                 e.next_run = next_multiple(now, e.splayed)
+                self._publish(e)
             elif now >= e.next_run - EPSILON:
                 if now - e.next_run >= e.splayed:
                     log.info("%s: %d run(s) missed (host asleep or clock jumped); running once", e.query.name,
@@ -318,13 +328,15 @@ class Scheduler:
             log.warning("%s: still running from its previous schedule; this run is skipped", name)
         elif e.phase == "delivering":
             if e.deferred is None:
-                e.deferred = time.monotonic()
+                e.deferred, e.waiting_since = time.monotonic(), now
             else:
                 self.stats.bump(name, "skipped")
         else:
             e.phase = "executing"  # before the task starts, so nothing can start it twice
             e.task = asyncio.ensure_future(self._cycle(e, e.generation))
             self._track(e.task)
+            return  # the task publishes its timing
+        self._publish(e)
 
     def _denied(self, e: _Entry, now: float) -> bool:
         # `denylist: false` queries are never kept denylisted (osquery), even with an entry left from before
@@ -344,6 +356,7 @@ class Scheduler:
         try:
             while True:
                 e.phase, e.stop_reason = "executing", None
+                self._publish(e)
                 if self.lognames:
                     log.info("Executing scheduled query %s: %s", name, e.query.sql)
                 run, decorations = await loop.run_in_executor(self._pool, self._execute, e, generation)
@@ -354,6 +367,7 @@ class Scheduler:
                     log.error("%s: query failed: %s", name, run.error)
                 else:
                     e.phase = "delivering"
+                    self._publish(e)
                     try:
                         await self._on_result(run, decorations)
                     except Exception:  # task boundary: one query's delivery failure must not stop the others
@@ -361,15 +375,16 @@ class Scheduler:
                 if e.deferred is None or self._stopping:
                     return
                 waited = int((time.monotonic() - e.deferred) * 1000)
-                e.deferred = None
+                e.deferred = e.waiting_since = None
                 self.backpressure_ms += waited
-                self.stats.bump(name, "backpressure_ms", waited, last="last_backpressure_ms")
+                self.stats.delayed(name, waited, at=int(self._clock()))
                 log.warning("%s: run delayed %.1f s by backpressure (the previous results were not yet accepted)",
                             name, waited / 1000)
                 if self._denied(e, self._clock()):
                     return
         finally:
-            e.phase, e.task, e.deferred = "idle", None, None
+            e.phase, e.task, e.deferred, e.waiting_since = "idle", None, None, None
+            self._publish(e)
 
     def _execute(self, e: _Entry, generation: int) -> tuple[QueryRun, dict[str, str]]:
         """In a worker thread: decorators `always`, the query, counters; the executing_query record around it."""
@@ -421,7 +436,15 @@ class Scheduler:
         denied = q.denylist and self.denylist.until(q.name, now) is not None
         if denied:
             self.stats.set_denylisted(q.name, self.denylist.until(q.name, now))
-        return _Entry(q, splayed, next_multiple(now, splayed), denylisted=denied)
+        e = _Entry(q, splayed, next_multiple(now, splayed), denylisted=denied)
+        self._publish(e)
+        return e
+
+    def _publish(self, e: _Entry) -> None:
+        if self._runtime is not None and not e.removed:
+            waiting = int(e.waiting_since) if e.waiting_since is not None else None
+            self._runtime.set_timing(e.query.name, splayed_interval=e.splayed, next_run=int(e.next_run),
+                                     phase=e.phase, waiting_since=waiting)
 
     def _splay(self, q: ScheduledQuery) -> int:
         return stored_splay(self.state, q, self.splay_percent, self._rng)

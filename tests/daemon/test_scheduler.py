@@ -351,3 +351,16 @@ async def test_stop_waits_then_interrupts_a_query_that_does_not_finish(state):
     stats = sched.query_stats("stuck")
     assert stats.errors == 1 and "shutting down" in stats.last_error
     assert state.get("executing_query", "stuck") is None
+
+
+async def test_stop_during_start_runs_nothing(state):
+    # SIGTERM right after the daemon's loop installed its handlers: stop() lands while run() reads the crash
+    # records, before the run_at_start queries would start.
+    rec = Recorder(time.time)
+    sched = Scheduler([q("a", 60, run_at_start=True)], state=state, run_query=rec.run_query,
+                      on_result=rec.on_result)
+    task = asyncio.ensure_future(sched.run())
+    await asyncio.sleep(0)  # run() is now in _start, waiting for the crash records
+    await asyncio.wait_for(sched.stop(), 10)
+    await asyncio.wait_for(task, 10)
+    assert rec.runs == []
