@@ -105,9 +105,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+
+    # Importing the daemon takes a moment: a stop request meanwhile is recorded and honoured, not fatal.
+    early: list[str] = []
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda n, _f: early.append(signal.Signals(n).name))
     from collector.daemon import main as run_daemon
 
-    return run_daemon(args.flags)
+    return run_daemon(args.flags, early_signals=early)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

@@ -53,6 +53,18 @@ class Daemon:
         self.needs_ecs = True  # whether a shipper renders ECS documents (set with the pipeline)
         self.status_sink: StatusSink | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.early_signals: list[str] = []  # signals received before run() installed the loop's handlers
+        self._pipeline_started = False
+
+    def catch_signals(self) -> None:
+        """Until run() installs the loop's handlers, SIGTERM/SIGINT/SIGHUP are only recorded (run() honours
+        them): by default SIGTERM and SIGHUP would kill the start-up half-way and SIGINT raise a traceback."""
+
+        def record(signum: int, _frame: Any) -> None:
+            self.early_signals.append(signal.Signals(signum).name)
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, record)
 
     # --- start-up -------------------------------------------------------------------------------------------
     def _flag(self, name: str) -> Any:
@@ -272,8 +284,16 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._tasks.append(loop.create_task(self.reload("SIGHUP"))))
+        stop_signals = [s for s in self.early_signals if s != "SIGHUP"]
+        if stop_signals:
+            log.info("%s received during start-up: stopping before the schedule starts", stop_signals[0])
+            await self.shutdown()
+            return 0
+        if self.early_signals:
+            self._tasks.append(loop.create_task(self.reload("SIGHUP")))
         if self.pipeline is not None:
             await self.pipeline.start()
+            self._pipeline_started = True
         self.status.start()
         if self.metrics is not None:
             try:
@@ -301,7 +321,7 @@ class Daemon:
         await self.scheduler.stop(10.0)
         for pub in self.publishers:
             await asyncio.to_thread(pub.stop)
-        if self.pipeline is not None:
+        if self.pipeline is not None and self._pipeline_started:
             await self.pipeline.stop(grace=10.0)
         await self.status.stop()  # the final figures, marked "stopped"
         for t in self._tasks:
@@ -312,20 +332,29 @@ class Daemon:
         self.state.close()
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], early_signals: Sequence[str] = ()) -> int:
+    """early_signals: those the caller recorded before this module was imported (cli.cmd_run)."""
+    daemon = Daemon(argv)
+    daemon.catch_signals()  # first: a stop request during the start-up below is honoured, not fatal
+    daemon.early_signals[:0] = list(early_signals)
     level = logging.DEBUG if "--verbose" in argv else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The search clients log every failed connection attempt with a traceback (hundreds a minute during an
     # outage); the pipeline already reports each outage once with its reason.
     for noisy in ("elastic_transport", "opensearch", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR if level > logging.DEBUG else logging.DEBUG)
-    daemon = Daemon(argv)
     os.umask(0o027)  # before setup(): what it creates (state, spool, shipper state files) is never world-readable
     try:
         daemon.setup()
     except QuarryError as e:
         log.error("%s", e)
         return 1
+    if daemon.metrics is not None:
+        try:  # before the drop below: a port under 1024 needs root to listen on
+            daemon.metrics.bind()
+        except OSError as e:  # collecting goes on; the operator sees this and a failing scrape
+            log.error("metrics endpoint %s:%s cannot listen: %s", daemon.metrics.host, daemon.metrics.port, e)
+            daemon.metrics = None
     user = str(daemon.loaded.flag("run_as_user"))
     if user:
         from collector import privdrop

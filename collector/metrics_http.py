@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -147,15 +148,39 @@ class MetricsServer:
         self.host, self.port = host, port
         self.max_request, self.read_timeout_s = max_request, read_timeout_s
         self._server: asyncio.Server | None = None
+        self._sock: socket.socket | None = None
         self._conns: set[asyncio.Task[Any]] = set()
 
+    def bind(self) -> None:
+        """Open the listening socket now: the daemon does this before it drops root, so a port below 1024
+        (or one a policy reserves for root) still works under --run_as_user. Raises OSError."""
+        if self._sock is not None:
+            return
+        info = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, addr = info[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=self.max_request)
+        self.bind()
+        self._server = await asyncio.start_server(self._handle, sock=self._sock, limit=self.max_request)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("metrics endpoint on http://%s:%d/metrics (and /healthz)", self.host, self.port)
 
     async def stop(self) -> None:
         if self._server is None:
+            if self._sock is not None:  # bound, never started
+                self._sock.close()
+                self._sock = None
             return
         self._server.close()
         for t in list(self._conns):
@@ -167,6 +192,7 @@ class MetricsServer:
         except TimeoutError:
             log.warning("metrics endpoint: connections still open at shutdown")
         self._server = None
+        self._sock = None  # closed with the server
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -130,3 +130,38 @@ def test_resolve():
         privdrop.resolve(f"{USER}:nogroup-q")
     with pytest.raises(ConfigError, match="unknown capabilities sys_magic"):
         privdrop.resolve(USER, "sys_magic")
+
+
+def _free_low_port() -> int:
+    import socket
+
+    for port in range(980, 700, -1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port below 1024 on 127.0.0.1")
+
+
+def test_metrics_port_below_1024_is_opened_before_the_drop(base):
+    import urllib.request
+
+    port = _free_low_port()
+    proc = start(base, f"--run_as_user={USER}", f"--metrics_port={port}")
+    try:
+        wait(proc, base, lambda: len(snapshots(base, "tick")) >= 1)
+        assert ids(proc.pid)["Uid"][0] == pwd.getpwnam(USER).pw_uid
+
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    return r.status == 200 and b"quarry_" in r.read()
+            except OSError:
+                return False
+
+        wait(proc, base, answers)
+    finally:
+        assert stop(proc) == 0
+    assert "cannot listen" not in (base / "stderr").read_text()
