@@ -64,6 +64,8 @@ SCHEDULER_METRICS = (
      "skipped"),
     ("quarry_scheduler_backpressure_seconds_total", "counter", "Time runs waited because shippers applied "
      "backpressure", "backpressure_s"),
+    ("quarry_scheduler_delayed_runs_total", "counter", "Runs held back because shippers applied backpressure",
+     "delayed_runs"),
 )
 
 PROCESS_METRICS = (

@@ -128,14 +128,14 @@ def failing(snap: Mapping[str, Any]) -> bool:
 
 def scheduler_summary(scheduler: Scheduler | None) -> dict[str, Any]:
     if scheduler is None:
-        return {"queries": 0, "executions": 0, "errors": 0, "backpressure_s": 0.0, "denylisted": 0,
-                "skipped": 0, "per_query": {}}
+        return {"queries": 0, "executions": 0, "errors": 0, "backpressure_s": 0.0, "delayed_runs": 0,
+                "denylisted": 0, "skipped": 0, "per_query": {}}
     stats = scheduler.stats.all()
     per_query = {
         name: {"executions": s.executions, "last_executed": s.last_executed, "rows": s.rows,
                "errors": s.errors, "last_error": s.last_error, "last_error_time": s.last_error_time or None,
                "skipped": s.skipped, "denylisted": s.denylisted, "backpressure_s": s.backpressure_ms / 1000,
-               "last_backpressure_s": s.last_backpressure_ms / 1000}
+               "last_backpressure_s": s.last_backpressure_ms / 1000, "delayed_runs": s.delayed_runs}
         for name, s in sorted(stats.items())
     }
     return {
@@ -144,6 +144,7 @@ def scheduler_summary(scheduler: Scheduler | None) -> dict[str, Any]:
         "errors": sum(s.errors for s in stats.values()),
         "backpressure_s": scheduler.backpressure_ms / 1000,
         "backpressure_waits": sum(1 for s in stats.values() if s.backpressure_ms),
+        "delayed_runs": sum(s.delayed_runs for s in stats.values()),
         "denylisted": sum(1 for s in stats.values() if s.denylisted),
         "skipped": sum(s.skipped for s in stats.values()),
         "per_query": per_query,
@@ -330,7 +331,7 @@ def table(doc: Mapping[str, Any], *, now: float | None = None) -> str:
     lines.append(f"scheduler: {s.get('queries', 0)} queries, {s.get('executions', 0)} executions, "
                  f"{s.get('errors', 0)} failed, {s.get('skipped', 0)} skipped, "
                  f"{s.get('denylisted', 0)} denylisted, backpressure {waited:.1f}s "
-                 f"over {s.get('backpressure_waits', 0)} queries")
+                 f"over {s.get('backpressure_waits', 0)} queries ({s.get('delayed_runs', 0)} delayed runs)")
     for name, q in sorted((s.get("per_query") or {}).items()):
         if q.get("last_error"):
             lines.append(f"  {name}: last error: {q['last_error']}")

@@ -40,7 +40,7 @@ def snap(name: str, type_: str = "file", **over) -> dict:
 PROCESS = {"pid": os.getpid(), "version": "0.1.0", "start_time": 0.0, "uptime_s": 75.0,
            "rss_bytes": 50 * 2**20, "cpu_user_s": 1.5, "cpu_system_s": 0.5, "threads": 4}
 SCHED = {"queries": 3, "executions": 7, "errors": 1, "backpressure_s": 2.5, "backpressure_waits": 1,
-         "denylisted": 0, "skipped": 2, "per_query": {"bad": {"last_error": "no such table: nope"}}}
+         "delayed_runs": 4, "denylisted": 0, "skipped": 2, "per_query": {"bad": {"last_error": "no such table: nope"}}}
 
 
 def make_doc(**kw) -> dict:
@@ -150,7 +150,7 @@ def test_table_one_line_per_shipper_and_the_scheduler():
                         "4.2s    HEC request failed: https://<redacted>@splunk:8088 token <redacted>"]
     assert "  hec dropped by reason: queue_full_drop_newest 3" in lines
     assert ("scheduler: 3 queries, 7 executions, 1 failed, 2 skipped, 0 denylisted, backpressure 2.5s over "
-            "1 queries") in lines
+            "1 queries (4 delayed runs)") in lines
     assert "  bad: last error: no such table: nope" in lines
 
 
