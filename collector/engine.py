@@ -89,7 +89,7 @@ class Engine:
         for name, reg in self.tables.items():
             self.conn.create_module(name, Module(reg, self._context), use_bestindex_object=True,
                                     eponymous_only=True, read_only=True)
-        sqlfunc.register(self.conn)
+        sqlfunc.register(self.conn, root=root)
         # osquery's sleep(), but one that interrupt() and the query's timeout can end (time.sleep cannot).
         self.conn.create_scalar_function("sleep", self._sleep, 1)
         self.conn.authorizer = self._authorize

@@ -46,7 +46,8 @@ DIFFERENCES = {
     "version_compare/collations": "real dpkg, rpmvercmp and pacman vercmp algorithms; osquery uses one "
                                   "simplified delimiter walk for all flavours",
     "in_cidr_block": "an IPv4 /31 holds both its addresses (RFC 3021); osquery (boost hosts()) holds none",
-    "find_file_path_in_cmd/is_path_deterministic": "paths are tested on this machine, not under --hostfs",
+    "find_file_path_in_cmd/is_path_deterministic": "under --hostfs a relative path starts at the host's /, "
+                                                   "not at a working directory",
 }
 
 
@@ -298,15 +299,65 @@ def parent_directory(value: Any) -> str | None:
     return None if pos < 0 else value[:pos]
 
 
-def _is_file(path: str) -> bool:
+_MAX_LINKS = 40  # the kernel's MAXSYMLINKS: more hops than this is ELOOP
+
+
+def _host_stat(root: str, path: str) -> os.stat_result | None:
+    """stat() of a host path under `root` (--hostfs), symlinks followed the way the host would follow them.
+
+    os.stat(root + path) would follow an absolute link such as /usr/bin/java -> /etc/alternatives/java
+    into the collector's own filesystem; here an absolute target restarts at `root` and `..` stops there.
+    None for a directory or a link loop (the caller only asks "is it a non-directory?"); OSError as
+    os.stat raises it when a component is missing or unreadable.
+    """
+    todo = path.split("/")[::-1]  # a stack: the next component last
+    parts: list[str] = []
+    st: os.stat_result | None = None  # None: we stand on a directory already walked through
+    links = 0
+    while todo:
+        name = todo.pop()
+        if st is not None:
+            return None  # a component (or trailing /) after a non-directory: ENOTDIR
+        if name in ("", "."):
+            continue
+        if name == "..":
+            if parts:
+                parts.pop()
+            continue
+        real = root + "/" + "/".join(parts + [name])
+        st = os.lstat(real)
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > _MAX_LINKS:
+                return None
+            target = os.readlink(real)
+            if target.startswith("/"):
+                parts = []
+            todo.extend(target.split("/")[::-1])
+            st = None
+        elif stat.S_ISDIR(st.st_mode):
+            parts.append(name)
+            st = None
+        else:
+            parts.append(name)
+    return st
+
+
+def _is_file(path: str, root: str = "/") -> bool:
+    """What osquery asks of a prefix: it exists and is not a directory (links followed)."""
     try:
-        return not stat.S_ISDIR(os.stat(path).st_mode)
-    except (OSError, ValueError):
+        if root == "/":
+            return not stat.S_ISDIR(os.stat(path).st_mode)
+        return _host_stat(root, path) is not None
+    except (OSError, ValueError):  # ValueError: a NUL inside the text
         return False
 
 
-def _program_path(args: tuple[Any, ...], shortest: bool) -> str | None:
-    """The first (or last) prefix of a command line that names an existing non-directory, or ""."""
+def _program_path(args: tuple[Any, ...], shortest: bool, root: str = "/") -> str | None:
+    """The first (or last) prefix of a command line that names an existing non-directory, or "".
+
+    Prefixes are host paths: under --hostfs they are looked up below `root`, and the answer is the host's
+    path (no root prefix), as every table reports paths."""
     if not args or any(a is None for a in args):
         return None
     cmd = _text(args[0]) or ""
@@ -330,32 +381,32 @@ def _program_path(args: tuple[Any, ...], shortest: bool) -> str | None:
         if c == escape:
             escaped = True
             continue
-        if not quoted and c in _C_SPACE and _is_file("".join(buf)):
+        if not quoted and c in _C_SPACE and _is_file("".join(buf), root):
             result = "".join(buf)
             if shortest:
                 break
         buf.append(c)
     else:
-        if _is_file("".join(buf)):
+        if _is_file("".join(buf), root):
             result = "".join(buf)
-    if not result and _is_file("".join(buf)):
+    if not result and _is_file("".join(buf), root):
         result = "".join(buf)
     return result
 
 
-def find_file_path_in_cmd(*args: Any) -> str:
-    found = _program_path(args, shortest=True)
+def find_file_path_in_cmd(*args: Any, root: str = "/") -> str:
+    found = _program_path(args, shortest=True, root=root)
     if found is None:
         raise _error("Invalid inputs to find_binary_path_from_cmd")
     return found
 
 
-def is_path_deterministic(*args: Any) -> int:
-    short = _program_path(args, shortest=True)
+def is_path_deterministic(*args: Any, root: str = "/") -> int:
+    short = _program_path(args, shortest=True, root=root)
     if short is not None:
         if not short or len(short) == len(_text(args[0]) or ""):
             return 1
-        longest = _program_path(args, shortest=False)
+        longest = _program_path(args, shortest=False, root=root)
         if longest is not None:
             return int(len(short) == len(longest))
     raise _error("Invalid inputs to is_path_deterministic")
@@ -375,7 +426,9 @@ COLLATIONS: dict[str, Callable[[str, str], int]] = {
 }
 
 
-def register(conn: apsw.Connection) -> None:
+def register(conn: apsw.Connection, root: str = "/") -> None:
+    """Every function on `conn`; those that look at files see the host root (--hostfs) `root`."""
+    root = root.rstrip("/") or "/"
     pure = functools.partial(conn.create_scalar_function, deterministic=True)
     pure("split", split, 3)
     pure("regex_split", regex_split, 3)
@@ -396,9 +449,10 @@ def register(conn: apsw.Connection) -> None:
     pure("version_compare", version_compare, 3)
     pure("parent_directory", parent_directory, 1)
     # These two read the filesystem, so the same input can answer differently over time.
-    conn.create_scalar_function("find_file_path_in_cmd", find_file_path_in_cmd, -1)
-    conn.create_scalar_function("is_path_deterministic", is_path_deterministic, -1)
-    conn.create_scalar_function("sleep", sleep, 1)
+    impure = conn.create_scalar_function
+    impure("find_file_path_in_cmd", functools.partial(find_file_path_in_cmd, root=root), -1)
+    impure("is_path_deterministic", functools.partial(is_path_deterministic, root=root), -1)
+    impure("sleep", sleep, 1)
     for name, fn in MATH.items():
         pure(name, fn, 1)
     pure("power", power, 2)

@@ -362,6 +362,45 @@ def test_is_path_deterministic(engine, spaced):
     fails(engine, "select is_path_deterministic(NULL)", "Invalid inputs to is_path_deterministic")
 
 
+@pytest.fixture
+def host_root(tmp_path):
+    """A host tree shaped like Debian's alternatives, with names this machine does not have."""
+    root = tmp_path / "host"
+    jdk = root / "opt/quarry-fixture-jdk/bin"
+    jdk.mkdir(parents=True)
+    (jdk / "java").write_text("")
+    (root / "etc/alternatives").mkdir(parents=True)
+    # Absolute targets: resolved inside the root, not in the collector's own filesystem.
+    (root / "etc/alternatives/quarry-java").symlink_to("/opt/quarry-fixture-jdk/bin/java")
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/qjava").symlink_to("/etc/alternatives/quarry-java")
+    (root / "usr/bin/quarry-fixture-tool").write_text("")
+    (root / "usr/bin/loop").symlink_to("/usr/bin/loop")
+    (root / "usr/bin/up").symlink_to("../" * 40 + "opt/quarry-fixture-jdk/bin/java")  # `..` stops at the root
+    return root
+
+
+def test_find_file_path_in_cmd_under_hostfs(engine_at, engine, host_root):
+    host = engine_at(f"{host_root}/")
+    sh = os.path.realpath(shutil.which("sh") or "/bin/sh")
+    tool = "/usr/bin/quarry-fixture-tool --flag"
+    assert one(engine, f"select find_file_path_in_cmd('{tool}')") == ""
+    # The answer is the host's path, as tables report paths: no root prefix.
+    assert one(host, f"select find_file_path_in_cmd('{tool}')") == "/usr/bin/quarry-fixture-tool"
+    assert one(engine, f"select find_file_path_in_cmd('{sh} -c true')") == sh
+    assert one(host, f"select find_file_path_in_cmd('{sh} -c true')") == ""
+    assert one(host, "select find_file_path_in_cmd('/usr/bin/qjava -jar x.jar')") == "/usr/bin/qjava"
+    assert one(host, "select find_file_path_in_cmd('/usr/bin/up -x')") == "/usr/bin/up"
+    assert one(host, "select find_file_path_in_cmd('/usr/bin/loop -x')") == ""
+    assert one(host, "select find_file_path_in_cmd('/usr/bin -x')") == ""  # a directory is no program
+    assert one(host, "select find_file_path_in_cmd('/usr/bin/quarry-fixture-tool/ -x')") == ""  # ENOTDIR
+    assert one(host, f"select find_file_path_in_cmd('{host_root}/usr/bin/quarry-fixture-tool')") == ""
+    assert one(host, "select is_path_deterministic('/usr/bin/qjava -jar x.jar')") == 1
+    (host_root / "usr/bin/qjava -jar").write_text("")
+    assert one(host, "select is_path_deterministic('/usr/bin/qjava -jar x.jar')") == 0
+    assert one(engine, "select is_path_deterministic('/usr/bin/qjava -jar x.jar')") == 1
+
+
 def test_sleep(engine):
     started = time.monotonic()
     assert one(engine, "select sleep(1)") == 1

@@ -47,7 +47,8 @@ def start(base: Path, *flags: str, fds_of: int = 1) -> subprocess.Popen:
                 "snapshot": True, "run_at_start": True}}}))
     cmd = [sys.executable, "-m", "collector.cli", "run", f"--config_path={conf}", f"--database_path={base / 'db'}",
            f"--logger_path={base / 'log'}", "--disable_watchdog", "--disable_events", *flags]
-    return subprocess.Popen(cmd, stderr=open(base / "stderr", "wb"), stdout=subprocess.DEVNULL)
+    with open(base / "stderr", "wb") as err:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, stderr=err, stdout=subprocess.DEVNULL)
 
 
 def snapshots(base: Path, name: str) -> list[dict]:

@@ -11,6 +11,7 @@ import shutil
 import ssl
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -187,7 +188,7 @@ def test_certificates_fixture_vs_openssl(engine_at, tmp_path):
 def test_certificates_live_bundle(engine):
     bundle = "/etc/ssl/certs/ca-certificates.crt"
     try:
-        data = open(bundle, "rb").read()
+        data = Path(bundle).read_bytes()
     except OSError:
         pytest.skip("no CA bundle")
     rows = engine.query("SELECT sha1, common_name, ca FROM certificates WHERE path = '" + bundle + "'").rows

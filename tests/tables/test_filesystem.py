@@ -7,6 +7,7 @@ import shutil
 import stat
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -118,7 +119,7 @@ def test_crontab_live_counts_job_lines():
     want = 0
     for f in files:
         if os.path.isfile(f):
-            for line in open(f, errors="replace"):
+            for line in Path(f).read_text(errors="replace").split("\n"):
                 parts = line.split()
                 if parts and not parts[0].startswith("#") and (len(parts) > 5 or (parts[0][0] == "@" and len(parts) > 1)):
                     want += 1
@@ -146,7 +147,7 @@ def test_system_controls_fixture(fixtures):
 
 def test_system_controls_live():
     r = q("SELECT name, current_value FROM system_controls WHERE name = 'net.ipv4.ip_forward'")
-    assert r.rows == [("net.ipv4.ip_forward", open("/proc/sys/net/ipv4/ip_forward").read().strip())]
+    assert r.rows == [("net.ipv4.ip_forward", Path("/proc/sys/net/ipv4/ip_forward").read_text().strip())]
     n = sum(len(files) for _, _, files in os.walk("/proc/sys"))
     assert q("SELECT count(*) FROM system_controls").rows == [(n,)]
     sub = q("SELECT DISTINCT subsystem FROM system_controls WHERE subsystem = 'kernel'").rows
@@ -241,8 +242,9 @@ def test_block_devices_live_match_sysfs():
     got = {r[0]: r[1] for r in q("SELECT name, size FROM block_devices").rows}
     want = {}
     for k in os.listdir("/sys/class/block"):
-        ev = dict(l.split("=", 1) for l in open(f"/sys/class/block/{k}/uevent").read().split() if "=" in l)
-        want["/dev/" + ev.get("DEVNAME", k)] = int(open(f"/sys/class/block/{k}/size").read())
+        uevent = Path(f"/sys/class/block/{k}/uevent").read_text()
+        ev = dict(l.split("=", 1) for l in uevent.split() if "=" in l)
+        want["/dev/" + ev.get("DEVNAME", k)] = int(Path(f"/sys/class/block/{k}/size").read_text())
     assert got == want
 
 

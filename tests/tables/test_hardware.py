@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from pathlib import Path
 from types import SimpleNamespace
 
 from collector.tables import _uevent
@@ -32,8 +33,8 @@ def test_pci_live(engine):
     rows = engine.query("SELECT pci_slot, vendor_id, model_id, driver FROM pci_devices").rows
     assert [r[0] for r in rows] == slots
     for slot, vid, mid, driver in rows:
-        assert vid == open(f"{base}/{slot}/vendor").read().strip()
-        assert mid == open(f"{base}/{slot}/device").read().strip()
+        assert vid == Path(f"{base}/{slot}/vendor").read_text().strip()
+        assert mid == Path(f"{base}/{slot}/device").read_text().strip()
         link = f"{base}/{slot}/driver"
         assert driver == (os.path.basename(os.readlink(link)) if os.path.islink(link) else "")
 
@@ -81,7 +82,7 @@ def test_acpi_live(engine):
     for name in os.listdir(base):
         path = f"{base}/{name}"
         if os.path.isfile(path) and os.access(path, os.R_OK):
-            data = open(path, "rb").read()
+            data = Path(path).read_bytes()
             assert rows[name]["size"] == len(data) and rows[name]["md5"] == hashlib.md5(data).hexdigest()
 
 

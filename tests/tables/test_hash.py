@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_directory_lists_regular_files_only(files):
     got = make_engine().query(f"SELECT path, sha256 FROM hash WHERE directory = '{files}/many'").rows
     assert len(got) == 200  # the subdirectory is not a regular file
     for path, digest in got[:20]:
-        assert digest == hashlib.sha256(open(path, "rb").read()).hexdigest()
+        assert digest == hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def test_only_used_digests_are_computed(files, monkeypatch):
@@ -58,7 +59,7 @@ def test_join_hashes_only_the_joined_paths(files, monkeypatch):
         f"SELECT file.path, hash.md5 FROM file JOIN hash USING (path) "
         f"WHERE file.path IN ('{many}/f001', '{many}/f002', '{many}/f150')")
     assert sorted(calls) == [f"{many}/f001", f"{many}/f002", f"{many}/f150"]
-    assert all(md5 == hashlib.md5(open(p, "rb").read()).hexdigest() for p, md5 in r.rows)
+    assert all(md5 == hashlib.md5(Path(p).read_bytes()).hexdigest() for p, md5 in r.rows)
     calls.clear()
     r = make_engine().query(f"SELECT count(md5) FROM file JOIN hash USING (path) WHERE file.path LIKE '{many}/f00%'")
     assert r.rows == [(10,)] and len(calls) == 10

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+from tests.tables.fsutil import text_lines
+
 
 def test_selinux_fixture(engine_at, fixtures):
     rows = engine_at(fixtures / "selinux_settings").query("SELECT * FROM selinux_settings").rows
@@ -19,7 +21,7 @@ def test_selinux_fixture(engine_at, fixtures):
 
 
 def test_selinux_live(engine):
-    mounted = any(l.split()[2] == "selinuxfs" for l in open("/proc/mounts") if len(l.split()) > 2)
+    mounted = any(l.split()[2] == "selinuxfs" for l in text_lines("/proc/mounts") if len(l.split()) > 2)
     rows = engine.query("SELECT * FROM selinux_settings WHERE key = 'enforce'").rows
     if not mounted:
         assert rows == []

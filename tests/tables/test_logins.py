@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -82,7 +83,7 @@ def test_absent_files_are_empty(engine_at, tmp_path):
 def test_live_wtmp_record_count(engine):
     # The live wtmp (empty on this VM, full elsewhere) read independently: USER/DEAD records only.
     try:
-        data = open("/var/log/wtmp", "rb").read()
+        data = Path("/var/log/wtmp").read_bytes()
     except OSError:
         data = b""
     want = sum(1 for off in range(0, len(data) - SIZE + 1, SIZE)

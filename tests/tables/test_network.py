@@ -8,10 +8,12 @@ import shutil
 import socket
 import struct
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from collector.tables import _netlink
+from tests.tables.fsutil import text_lines
 
 
 def _ip(*args: str) -> str:
@@ -144,8 +146,8 @@ def test_interface_ipv6_live(engine):
     for iface, hop, fwd, _redir, _ra in engine.query("SELECT * FROM interface_ipv6").rows:
         base = f"/proc/sys/net/ipv6/conf/{iface}"
         if os.path.exists(base):
-            assert hop == int(open(base + "/hop_limit").read())
-            assert fwd == int(open(base + "/forwarding").read())
+            assert hop == int(Path(base + "/hop_limit").read_text())
+            assert fwd == int(Path(base + "/forwarding").read_text())
 
 
 # --- routes -----------------------------------------------------------------------------------------
@@ -268,7 +270,7 @@ def test_etc_services_live_vs_libc(engine):
     rows = engine.query("SELECT name, port, protocol FROM etc_services").rows
     if not rows:
         pytest.skip("no /etc/services")
-    assert len(rows) == sum(1 for l in open("/etc/services") if l.strip() and not l.startswith("#"))
+    assert len(rows) == sum(1 for l in text_lines("/etc/services") if l.strip() and not l.startswith("#"))
     for name, port, proto in rows[:40]:
         assert socket.getservbyname(name, proto) == port or socket.getservbyport(port, proto)
 

@@ -14,6 +14,7 @@ import tempfile
 import pytest
 
 from collector.tables._proc import NAMESPACES
+from tests.tables.fsutil import text_lines
 
 
 @pytest.fixture
@@ -24,6 +25,7 @@ def child():
     yield p
     p.stdin.close()
     p.wait(timeout=10)
+    p.stdout.close()
 
 
 def test_process_envs_of_child(engine, child):
@@ -104,6 +106,58 @@ def test_process_memory_map_parser_keeps_spaces():
     assert parse_line("garbage") is None
 
 
+@pytest.fixture
+def proc_root(tmp_path):
+    """A host root whose /proc holds three processes with an environment and a memory map each."""
+    for pid in (11, 12, 13):
+        d = tmp_path / "proc" / str(pid)
+        d.mkdir(parents=True)
+        (d / "environ").write_bytes(f"PID={pid}\0HOME=/root\0".encode())
+        (d / "maps").write_text("00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus\n"
+                                "7ffd1000-7ffd2000 rw-p 00000000 00:00 0 [stack]\n")
+        (d / "stat").write_text(f"{pid} (sh) S 1 {pid} {pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0\n")
+        (d / "status").write_text(f"Name:\tsh\nPid:\t{pid}\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n")
+        (d / "cmdline").write_bytes(b"sh\0")
+    return tmp_path
+
+
+@pytest.fixture
+def opens(monkeypatch):
+    """Paths opened, counted: os.open (what _proc.read uses) and the built-in open both."""
+    import builtins
+    import collections
+
+    counted: collections.Counter[str] = collections.Counter()
+    os_open, builtin_open = os.open, builtins.open
+
+    def counting_os_open(path, *a, **kw):
+        counted[os.fspath(path)] += 1
+        return os_open(path, *a, **kw)
+
+    def counting_open(path, *a, **kw):
+        if isinstance(path, (str, os.PathLike)):
+            counted[os.fspath(path)] += 1
+        return builtin_open(path, *a, **kw)
+
+    monkeypatch.setattr(os, "open", counting_os_open)
+    monkeypatch.setattr(builtins, "open", counting_open)
+    return counted
+
+
+@pytest.mark.parametrize("table, file, rows", [("process_envs", "environ", 6), ("process_memory_map", "maps", 6)])
+@pytest.mark.parametrize("sql", [
+    "SELECT count(*) FROM {table}",
+    "SELECT * FROM {table} WHERE pid IN (11, 12, 13)",
+    "SELECT count(*) FROM {table} WHERE pid = 11 OR pid = 12 OR pid = 13",
+    "SELECT count(*) FROM processes p JOIN {table} USING (pid)",
+])
+def test_per_process_file_is_read_once_per_query(engine_at, proc_root, opens, table, file, rows, sql):
+    result = engine_at(proc_root).query(sql.format(table=table)).rows
+    assert len(result) == rows or result[0][0] == rows
+    per_process = {p: n for p, n in opens.items() if p.endswith("/" + file)}
+    assert per_process == {f"{proc_root}/proc/{pid}/{file}": 1 for pid in (11, 12, 13)}
+
+
 def test_process_namespaces_match_stat(engine):
     rows = engine.query(f"SELECT * FROM process_namespaces WHERE pid = {os.getpid()}").dicts()
     assert len(rows) == 1
@@ -131,7 +185,7 @@ def test_ulimit_info_matches_getrlimit_and_proc(engine):
     rows = {r["type"]: r for r in engine.query("SELECT * FROM ulimit_info").dicts()}
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert rows["nofile"]["soft_limit"] == str(soft) and rows["nofile"]["hard_limit"] == str(hard)
-    limits = open("/proc/self/limits").read().splitlines()
+    limits = text_lines("/proc/self/limits")
     stack = next(line for line in limits if line.startswith("Max stack size")).split()
     assert (rows["stack"]["soft_limit"], rows["stack"]["hard_limit"]) == (stack[3], stack[4])
     locks = next(line for line in limits if line.startswith("Max file locks")).split()
@@ -148,7 +202,7 @@ def test_memory_map_fixture(engine_at, fixtures):
 
 
 def test_memory_map_live(engine):
-    lines = [line for line in open("/proc/iomem").read().splitlines() if " : " in line]
+    lines = [line for line in text_lines("/proc/iomem") if " : " in line]
     res = engine.query("SELECT * FROM memory_map")
     assert len(res.rows) == len(lines)
     if os.geteuid() == 0:

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from collector.tables._sshkey import parse_private_key
+from tests.tables.fsutil import text_lines
 
 
 @pytest.fixture
@@ -126,7 +127,7 @@ def test_ssh_configs(acct):
 
 def test_live_ssh_config_matches_file(engine):
     try:
-        lines = open("/etc/ssh/ssh_config").read().splitlines()
+        lines = text_lines("/etc/ssh/ssh_config")
     except OSError:
         lines = []
     want = [ln.strip().lower() for ln in lines if ln.strip() and not ln.strip().startswith("#")]

@@ -6,8 +6,11 @@ import os
 import socket
 import struct
 import time
+from pathlib import Path
 
 import pytest
+
+from tests.tables.fsutil import text_lines
 
 SYSTEM = "system"
 
@@ -20,9 +23,9 @@ def one(engine, sql):
 
 # --- live host vs independent sources -------------------------------------------------------------------
 def test_uptime_live(engine):
-    before = float(open("/proc/uptime").read().split()[0])
+    before = float(Path("/proc/uptime").read_text().split()[0])
     r = one(engine, "SELECT * FROM uptime")
-    after = float(open("/proc/uptime").read().split()[0])
+    after = float(Path("/proc/uptime").read_text().split()[0])
     assert int(before) <= r["total_seconds"] <= int(after) + 1
     assert r["days"] * 86400 + r["hours"] * 3600 + r["minutes"] * 60 + r["seconds"] == r["total_seconds"]
 
@@ -39,16 +42,16 @@ def test_load_average_live(engine):
 def test_memory_info_live(engine):
     r = one(engine, "SELECT * FROM memory_info")
     assert r["memory_total"] == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    meminfo = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in open("/proc/meminfo")}
+    meminfo = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in text_lines("/proc/meminfo")}
     assert r["swap_total"] == meminfo["SwapTotal"]
     assert 0 < r["memory_free"] <= r["memory_total"]
 
 
 def test_cpu_time_live(engine):
     rows = engine.query("SELECT * FROM cpu_time ORDER BY core").dicts()
-    assert [r["core"] for r in rows] == sorted(int(l.split()[0][3:]) for l in open("/proc/stat")
+    assert [r["core"] for r in rows] == sorted(int(l.split()[0][3:]) for l in text_lines("/proc/stat")
                                                 if l.startswith("cpu") and l[3].isdigit())
-    user0 = int(next(l for l in open("/proc/stat") if l.startswith("cpu0 ")).split()[1])
+    user0 = int(next(l for l in text_lines("/proc/stat") if l.startswith("cpu0 ")).split()[1])
     assert 0 < rows[0]["user"] <= user0
 
 
@@ -58,9 +61,10 @@ def test_system_info_live(engine):
     assert r["cpu_logical_cores"] == os.cpu_count()
     assert r["cpu_type"] == os.uname().machine
     assert r["physical_memory"] == os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    model_name = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), None)
+    model_name = next((l.split(":", 1)[1].strip() for l in text_lines("/proc/cpuinfo")
+                       if l.startswith("model name")), None)
     assert r["cpu_brand"] == model_name
-    mid = open("/etc/machine-id").read().strip() if os.path.exists("/etc/machine-id") else None
+    mid = Path("/etc/machine-id").read_text().strip() if os.path.exists("/etc/machine-id") else None
     if not os.path.exists("/sys/class/dmi/id/product_uuid") and mid:
         assert r["uuid"].replace("-", "").lower() == mid
 
@@ -68,13 +72,13 @@ def test_system_info_live(engine):
 def test_kernel_info_live(engine):
     r = one(engine, "SELECT * FROM kernel_info")
     assert r["version"] == os.uname().release
-    args = open("/proc/cmdline").read().split()
+    args = Path("/proc/cmdline").read_text().split()
     assert r["arguments"].split() == [a for a in args if not a.startswith(("BOOT_IMAGE=", "root="))]
 
 
 def test_os_version_live(engine):
     r = one(engine, "SELECT * FROM os_version")
-    release = dict(l.rstrip("\n").split("=", 1) for l in open("/etc/os-release") if "=" in l)
+    release = dict(l.rstrip("\n").split("=", 1) for l in text_lines("/etc/os-release") if "=" in l)
     assert r["platform"] == release["ID"].strip('"')
     assert r["arch"] == os.uname().machine
     assert r["major"] == int(release["VERSION_ID"].strip('"').split(".")[0])
@@ -106,7 +110,8 @@ def test_time_minutes_counter(engine):
 
 def test_cpu_info_live(engine):
     rows = engine.query("SELECT * FROM cpu_info").dicts()
-    packages = {l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("physical id")} or {"0"}
+    packages = {l.split(":")[1].strip() for l in text_lines("/proc/cpuinfo")
+                if l.startswith("physical id")} or {"0"}
     assert len(rows) == len(packages)
     assert sum(r["logical_processors"] for r in rows) == os.cpu_count()
 
@@ -114,9 +119,9 @@ def test_cpu_info_live(engine):
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="cpuid is x86 only")
 def test_cpuid_live(engine):
     rows = {r["feature"]: r for r in engine.query("SELECT * FROM cpuid").dicts()}
-    vendor = next(l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("vendor_id"))
+    vendor = next(l.split(":")[1].strip() for l in text_lines("/proc/cpuinfo") if l.startswith("vendor_id"))
     assert rows["vendor"]["value"] == vendor
-    flags = set(next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split(":")[1].split())
+    flags = set(next(l for l in text_lines("/proc/cpuinfo") if l.startswith("flags")).split(":")[1].split())
     # Flags the kernel never masks agree with the CPUID bits.
     for feature, flag in (("sse2", "sse2"), ("lm", "lm"), ("nx", "nx")):
         assert rows[feature]["value"] == ("1" if flag in flags else "0")
