@@ -82,6 +82,7 @@ class Engine:
             {r.spec.name: r for r in tables} if tables is not None else all_tables()
         )
         self._report = Report()
+        self._memo: dict[Any, Any] = {}  # Context.memo, emptied per query
         self._deadline: float | None = None
         self._cancel = threading.Event()
         self._denied: str | None = None
@@ -100,6 +101,7 @@ class Engine:
 
     def query(self, sql: str, *, timeout: float | None = None) -> Result:
         self._report = Report()
+        self._memo = {}
         self._cancel.clear()
         self._denied = None
         self._deadline = time.monotonic() + timeout if timeout else None
@@ -147,6 +149,7 @@ class Engine:
             raise QueryError(f"a result value is text that is not valid UTF-8 ({e.reason} at byte {e.start}); "
                              "select hex(...) or CAST(... AS BLOB) instead") from None
         finally:
+            self._memo = {}  # nothing read for this query outlives it
             if timer:
                 timer.cancel()
             if self.conn.in_transaction:  # a BEGIN/SAVEPOINT left open must not carry into the next query
@@ -191,7 +194,8 @@ class Engine:
     def _context(self, spec: TableSpec, constraints: dict[str, list[tuple[str, Any]]],
                  used: frozenset[str] | None) -> Context:
         return Context(spec, constraints, used, root=self.root, limits=self.limits, report=self._report,
-                       runtime=self.runtime, deadline=self._deadline, cancelled=self._cancel.is_set)
+                       runtime=self.runtime, deadline=self._deadline, cancelled=self._cancel.is_set,
+                       memo=self._memo)
 
     def _authorize(self, op: int, p1: str | None, p2: str | None, db: str | None, trigger: str | None) -> int:
         what = _DENIED.get(op)

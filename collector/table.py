@@ -196,6 +196,7 @@ class Context:
         runtime: Any = None,
         deadline: float | None = None,
         cancelled: Callable[[], bool] | None = None,
+        memo: dict[Any, Any] | None = None,
     ) -> None:
         self.spec = spec
         self.table = spec.name
@@ -207,6 +208,9 @@ class Context:
         self.runtime = runtime
         self.deadline = deadline
         self._cancelled = cancelled
+        # Scratch space shared by every call of one query: a join calls a generator once per outer row,
+        # and what does not depend on the constraints (a namespace's socket list) is read once.
+        self.memo: dict[Any, Any] = {} if memo is None else memo
 
     # --- constraints -------------------------------------------------------------------------------
     def eq(self, column: str) -> set[Any] | None:

@@ -156,20 +156,26 @@ class Inventory:
     ns_unknown: bool = False  # some namespace inode unreadable (non-root)
 
 
-def scan(proc: str, wanted: set | None, want_owners: bool) -> Inventory:
-    """Walk processes once: socket owners from their fds, sockets from one process per net namespace."""
+def scan(proc: str, wanted: set | None, want_owners: bool, memo: dict | None = None) -> Inventory:
+    """Walk processes once: socket owners from their fds, sockets from one process per net namespace.
+
+    memo: the query's scratch space (Context.memo). A join feeds this table one pid at a time, each call
+    needing its namespace's socket list: that list is read once per query and shared.
+    """
     inv = Inventory(pid_filter=wanted is not None)
     pids = _proc.wanted_pids(proc, wanted)
     # Namespace identity without ptrace: every process of a namespace shows the same procfs entry under
     # /proc/<pid>/net, so its (dev, inode) groups processes even when the ns/net link is unreadable.
-    groups: dict[tuple[int, int], list] = {}  # netdir identity -> [pid to read through, ns inode]
+    groups: dict[tuple[int, int], list] = {}  # netdir identity -> [pid to read through, ns inode, owns]
     for pid in pids:
+        owns = False
         if want_owners or inv.pid_filter:
             try:
                 for fd, link in _proc.fd_links(proc, pid):
                     if link.startswith("socket:["):
                         try:
                             inv.owners[int(link[8:-1])] = (pid, fd)
+                            owns = True
                         except ValueError:
                             pass
             except OSError as e:
@@ -179,7 +185,8 @@ def scan(proc: str, wanted: set | None, want_owners: bool) -> Inventory:
         key = _netdir_identity(f"{proc}/{pid}/net")
         if key is None:
             continue
-        group = groups.setdefault(key, [pid, None])
+        group = groups.setdefault(key, [pid, None, False])
+        group[2] = group[2] or owns
         if group[1] is None:
             try:
                 group[1] = _proc.ns_inode(proc, pid, "net")
@@ -192,12 +199,20 @@ def scan(proc: str, wanted: set | None, want_owners: bool) -> Inventory:
             ns = _proc.ns_inode(proc, "self", "net")
         except OSError:
             pass
-        groups[(0, 0)] = ["", ns]
-    for pid, ns in groups.values():
+        groups[(0, 0)] = ["", ns, True]
+    for key, (pid, ns, owns) in groups.items():
+        if inv.pid_filter and not owns:
+            continue  # filtering by pid: these processes hold no socket, nothing of the namespace is theirs
         if ns is None:
             inv.ns_unknown = True
         netdir = f"{proc}/{pid}/net" if pid != "" else f"{proc}/net"
-        inv.sockets.extend(read_namespace(netdir, ns))
+        if memo is None:
+            inv.sockets.extend(read_namespace(netdir, ns))
+            continue
+        cached = memo.get(("sockets", proc, key))
+        if cached is None:
+            cached = memo[("sockets", proc, key)] = list(read_namespace(netdir, ns))
+        inv.sockets.extend(cached)
     return inv
 
 

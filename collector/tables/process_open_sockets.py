@@ -63,12 +63,13 @@ SPECS = [PROCESS_OPEN_SOCKETS_SPEC, LISTENING_PORTS_SPEC]
 
 def _inventory(ctx: Context) -> _sockets.Inventory:
     want_owners = ctx.used("pid") or ctx.used("fd")
-    return _sockets.scan(ctx.path("/proc"), ctx.eq("pid"), want_owners)
+    return _sockets.scan(ctx.path("/proc"), ctx.eq("pid"), want_owners, ctx.memo)
 
 
 def _explain(ctx: Context, inv: _sockets.Inventory, unowned: int, orphans: int) -> None:
     """unowned: sockets with an inode but no owner found; orphans: inode 0 (TIME_WAIT), owned by nobody."""
-    if inv.fd_denied and unowned:
+    # Filtering by pid, a process whose fds are closed to us yields no row at all: say why.
+    if inv.fd_denied and (unowned or inv.pid_filter):
         ctx.missing(["pid", "fd"], f"permission denied reading /proc/<pid>/fd of {inv.fd_denied} process(es)",
                     "CAP_SYS_PTRACE", rows=unowned)
         unowned = 0

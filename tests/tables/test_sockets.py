@@ -102,6 +102,30 @@ def test_fixture_owners_and_namespaces(engine_at, fixtures, tmp_path):
     assert [r[0] for r in both] == [5001, 5002, 5004, 6001]
 
 
+def test_join_reads_each_namespace_once_per_query(engine_at, fixtures, tmp_path, monkeypatch):
+    """A join calls the table once per outer pid; the namespace's socket list is read once per query."""
+    from collector.tables import _sockets
+
+    root = _tree_with_processes(tmp_path, fixtures)
+    (root / "proc" / "4444" / "fd").mkdir(parents=True)  # a process without sockets, in the shared namespace
+    os.symlink("/dev/null", root / "proc" / "4444" / "fd" / "0")
+    os.symlink("../net", root / "proc" / "4444" / "net")
+    reads: list[str] = []
+    real = _sockets.read_namespace
+    monkeypatch.setattr(_sockets, "read_namespace", lambda netdir, ns: reads.append(netdir) or real(netdir, ns))
+    eng = engine_at(root)
+    sql = ("SELECT p.pid, s.fd, s.socket FROM (SELECT 4242 AS pid UNION ALL SELECT 4243 UNION ALL SELECT 4343 "
+           "UNION ALL SELECT 4444 UNION ALL SELECT 4242) p JOIN process_open_sockets s ON s.pid = p.pid "
+           "ORDER BY s.socket")
+    rows = eng.query(sql).rows
+    assert [r[2] for r in rows] == [5001, 5001, 5002, 5002, 5004, 6001, 6001, 9001]
+    assert sorted(reads) == sorted({f"{root}/proc/4242/net", f"{root}/proc/4343/net"})
+    reads.clear()
+    assert eng.query("SELECT * FROM process_open_sockets WHERE pid = 4444").rows == []
+    assert reads == []  # holds no socket: its namespace is not read at all
+    assert eng.query(sql).rows == rows and len(reads) == 2  # the next query reads afresh
+
+
 def test_fixture_listening_ports(engine_at, fixtures, tmp_path):
     eng = engine_at(_tree_with_processes(tmp_path, fixtures))
     rows = eng.query("SELECT * FROM listening_ports").dicts()
