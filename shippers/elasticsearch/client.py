@@ -2,7 +2,7 @@
 
 The client is used as a connection pool with auth, Cloud ID and TLS; the body is our own pre-encoded
 (and pre-gzipped, at a cheap level: the client's own http_compress uses gzip level 9) NDJSON, sent through
-`perform_request`. Client-side retries are off (`max_retries=0`): the pipeline owns retry.
+`perform_request`. No client-side retries and short node parking (pool.py): the pipeline owns retry.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from elasticsearch import ApiError, AsyncElasticsearch
 
 from .bulk import Answer, ConnectFailed, request_headers
 from .options import BulkConfig
+from .pool import elasticsearch_options
 
 
 class ElasticsearchClient:
     flavor = "elasticsearch"
 
     def __init__(self, cfg: BulkConfig) -> None:
-        kw: dict[str, Any] = {"request_timeout": cfg.timeout_s, "max_retries": 0, "retry_on_timeout": False,
-                              "http_compress": False}
+        kw: dict[str, Any] = {"request_timeout": cfg.timeout_s, "http_compress": False, **elasticsearch_options()}
         if cfg.cloud_id:
             kw["cloud_id"] = cfg.cloud_id
         else:

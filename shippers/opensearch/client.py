@@ -1,7 +1,8 @@
 """Adapter from opensearch-py's `AsyncOpenSearch` (OpenSearch 2.x) to shippers.elasticsearch.bulk.BulkClient.
 
 elasticsearch-py refuses servers without `X-Elastic-Product` (shipping.md §3.2), hence this client. Bodies are
-pre-encoded and pre-gzipped NDJSON; client-side retries are off (`max_retries=0`): the pipeline owns retry.
+pre-encoded and pre-gzipped NDJSON; no client-side retries and short node parking (shippers/elasticsearch/pool.py):
+the pipeline owns retry.
 opensearch-py does not expose response headers of failed requests, so `Retry-After` is not seen here.
 """
 
@@ -14,14 +15,15 @@ from opensearchpy import exceptions as oe
 
 from shippers.elasticsearch.bulk import Answer, ConnectFailed, request_headers
 from shippers.elasticsearch.options import BulkConfig
+from shippers.elasticsearch.pool import opensearch_options
 
 
 class OpenSearchClient:
     flavor = "opensearch"
 
     def __init__(self, cfg: BulkConfig) -> None:
-        kw: dict[str, Any] = {"hosts": list(cfg.hosts), "timeout": cfg.timeout_s, "max_retries": 0,
-                              "retry_on_timeout": False, "http_compress": False}
+        kw: dict[str, Any] = {"hosts": list(cfg.hosts), "timeout": cfg.timeout_s, "http_compress": False,
+                              **opensearch_options()}
         if cfg.username:
             kw["http_auth"] = (cfg.username, cfg.password)
         if cfg.api_key:
@@ -47,4 +49,9 @@ class OpenSearchClient:
         return Answer(200, {}, data)
 
     async def close(self) -> None:
+        # the transport closes only the connections it holds as alive; a parked one would leak its session
+        pool = self.os.transport.connection_pool
+        parked = [c for c in getattr(pool, "orig_connections", ()) if c not in pool.connections]
         await self.os.close()
+        for conn in parked:
+            await conn.close()
