@@ -343,6 +343,9 @@ def main(argv: Sequence[str], early_signals: Sequence[str] = ()) -> int:
     # outage); the pipeline already reports each outage once with its reason.
     for noisy in ("elastic_transport", "opensearch", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.ERROR if level > logging.DEBUG else logging.DEBUG)
+    # aiokafka logs each failed connection at ERROR (one every few seconds while a broker is down, from every
+    # reconnect and health probe); the shipper reports the outage, its reason and the recovery itself.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL if level > logging.DEBUG else logging.DEBUG)
     os.umask(0o027)  # before setup(): what it creates (state, spool, shipper state files) is never world-readable
     try:
         daemon.setup()
