@@ -4,7 +4,8 @@ A shipper entry of the config's `shippers` section is a JSON object. The pipelin
 shipper accepts them); everything else belongs to the shipper type and is checked by its `validate(raw)`:
 
     type, format, queue{max_events, max_bytes, when_full}, spool{enabled, dir, segment_bytes, max_bytes,
-    when_full, fsync_ms}, batch{max_events, max_bytes, linger_ms}, retry{initial_s, max_s, max_elapsed_s},
+    when_full, fsync_ms}, batch{max_events, max_bytes, linger_ms},
+    retry{initial_s, max_s, max_elapsed_s, probe_s},
     concurrency, drain_rate, request_timeout_s, tls{ca_file, cert_file, key_file, verify, server_name},
     dead_letter{path, max_bytes, max_files}
 
@@ -65,6 +66,7 @@ class RetrySettings:
     initial_s: float = 1.0
     max_s: float = 30.0
     max_elapsed_s: float | None = None  # None: retry temporary errors for as long as there is room
+    probe_s: float = 5.0  # while the lane fails, its health check every probe_s can end a backoff (0: off)
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,8 @@ _RULES: dict[str, dict[str, tuple[str, float | None]]] = {
     "spool": {"enabled": ("bool?", None), "dir": ("str?", None), "segment_bytes": ("int", 4096),
               "max_bytes": ("int", 8192), "when_full": ("policy", None), "fsync_ms": ("int", 1)},
     "batch": {"max_events": ("int", 1), "max_bytes": ("int", 1), "linger_ms": ("int", 0)},
-    "retry": {"initial_s": ("float", 0.001), "max_s": ("float", 0.001), "max_elapsed_s": ("float?", 0)},
+    "retry": {"initial_s": ("float", 0.001), "max_s": ("float", 0.001), "max_elapsed_s": ("float?", 0),
+              "probe_s": ("float", 0)},
     "tls": {"ca_file": ("file?", None), "cert_file": ("file?", None), "key_file": ("file?", None),
             "verify": ("bool", None), "server_name": ("str?", None)},
     "dead_letter": {"path": ("str?", None), "max_bytes": ("int", 4096), "max_files": ("int", 1)},

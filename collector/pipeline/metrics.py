@@ -31,6 +31,7 @@ class ShipperMetrics:
     acked: int = 0  # records the destination acknowledged
     retried: int = 0  # records sent again after a temporary error
     splits: int = 0  # requests split after TooLarge (or an encode failure)
+    probes_ok: int = 0  # health checks that ended a backoff early (retry.probe_s)
     dead_lettered: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     notices: dict[str, int] = field(default_factory=dict)  # truncation / split reported by the shipper
@@ -61,8 +62,9 @@ class ShipperMetrics:
 
     def counters(self) -> dict[str, Any]:
         return {"sent": self.sent, "requests": self.requests, "acked": self.acked, "retried": self.retried,
-                "splits": self.splits, "dead_lettered": self.dead_lettered, "dropped": dict(self.dropped),
-                "dropped_total": sum(self.dropped.values()), "notices": dict(self.notices), "in_flight": self.in_flight,
+                "splits": self.splits, "probes_ok": self.probes_ok, "dead_lettered": self.dead_lettered,
+                "dropped": dict(self.dropped), "dropped_total": sum(self.dropped.values()),
+                "notices": dict(self.notices), "in_flight": self.in_flight,
                 "in_flight_requests": self.in_flight_requests, "last_error": self.last_error,
                 "last_error_time": self.last_error_time or None, "health": self.health}
 

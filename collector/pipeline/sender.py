@@ -80,6 +80,7 @@ class Sender:
         self._done, self._dead, self._rate = on_done, on_dead, rate
         self._notice = on_notice
         self._answered = asyncio.Event()  # set (and replaced) when the destination answers after failures
+        self._probing = False  # a batch in backoff is asking the health check (see _backoff)
         self._rng = rng or random.Random()
         if hasattr(shipper, "on_health"):  # a shipper that watches its destination between sends tells us here
             shipper.on_health = self._health
@@ -154,13 +155,47 @@ class Sender:
 
     async def _backoff(self, delay: float) -> None:
         """Sleep `delay`, or less when another request of this lane got through meanwhile: after an outage a
-        batch that drew a long backoff must not sit out the drain (and a graceful stop) while the rest flows."""
+        batch that drew a long backoff must not sit out the drain (and a graceful stop) while the rest flows.
+
+        One sleeping batch of the lane (the first whose delay is longer than retry.probe_s) asks the shipper's
+        health check every probe_s and retries as soon as it passes; its success wakes the others. Without it
+        the drain after an outage starts only when the shortest backoff ends (up to max_s, 30 s). A health
+        check is lighter than a batch, and a healthy answer releases one batch, not all: a destination that
+        is up but refuses batches (429, 503) is not stormed."""
         answered = self._answered
+        every = self.settings.retry.probe_s
+        lead = 0 < every < delay and not self._probing
         try:
             async with asyncio.timeout(delay):
-                await answered.wait()
+                if lead:
+                    self._probing = True
+                    await self._probe_until(answered, every)
+                else:
+                    await answered.wait()
         except TimeoutError:
             pass
+        finally:
+            if lead:
+                self._probing = False
+
+    async def _probe_until(self, answered: asyncio.Event, every: float) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(every):
+                    await answered.wait()
+                return
+            except TimeoutError:
+                pass
+            try:
+                async with asyncio.timeout(min(every, self.settings.request_timeout_s)):
+                    health = await self.shipper.healthcheck()
+            except Exception as e:  # noqa: BLE001 - a failing probe is a "no", the batch keeps its backoff
+                log.debug("shipper %s: health probe raised %s: %s", self.shipper.name, type(e).__name__, e)
+                continue
+            if health.ok:
+                self.metrics.probes_ok += 1
+                log.info("shipper %s: destination passes its health check; retrying now", self.shipper.name)
+                return
 
     def _limit(self) -> int:
         """The shipper's max_event_bytes, or 0 when it declares none or truncation cannot be reported."""

@@ -175,11 +175,24 @@ class Result:
     def duplicates(self) -> int:
         return self.received - self.unique_received
 
+    @property
+    def resume_s(self) -> float | None:
+        """Seconds from the server serving again to the first sample that saw more events arrive."""
+        ready = self.phases.get("drain")
+        if ready is None:
+            return None
+        seen = [s for s in self.timeline if s["received"] is not None]  # None: the server did not answer
+        before = [s["received"] for s in seen if s["t"] <= ready]
+        base = before[-1] if before else 0
+        later = [s["t"] for s in seen if s["t"] > ready and s["received"] > base]
+        return round(later[0] - ready, 3) if later else None
+
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("timeline")
         d["missing"], d["unexpected"] = len(self.missing), len(self.unexpected)
         d["duplicates"] = self.duplicates
+        d["resume_s"] = self.resume_s
         d["status_messages"] = len(self.status_messages)
         return d
 

@@ -19,6 +19,7 @@ from tests.faults.runner import SHIPPER, Result, run_outage
 from tests.faults.scenario import Target, hec_target, kafka_target, lumberjack_target, search_target
 
 OUTAGE_S = float(os.environ.get("QUARRY_OUTAGE_S", "60"))
+RESUME_BOUND_S = 15.0
 
 pytestmark = pytest.mark.realserver
 
@@ -47,6 +48,9 @@ def check(result: Result, tmp_path: Path) -> None:
     assert result.deadletter_files == [], where
     down = [s for s in result.timeline if s["phase"] in ("outage", "down", "restart")]
     assert down and max(s["spool_bytes"] for s in down) > down[0]["spool_bytes"], where  # the backlog spooled
+    # Every batch sits in a backoff of up to 30 s by now; the lane's health probe (retry.probe_s, 5 s) releases
+    # one as soon as the server answers, so delivery resumes within a probe, a request and a sample or two.
+    assert result.resume_s is not None and result.resume_s <= RESUME_BOUND_S, where
 
 
 def _run(servers, target: Target, tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ def test_figures_from_a_timeline(tmp_path):
     # back at t=16 with 3400 produced, 1000 received before the outage; at t=16 the server has 2500, at t=17 3600
     assert f["down_s"] == 11.0 and f["backlog_when_back"] == 3400 - 1000 and f["catch_up_s"] == 1.0
     assert f["peak_drain_events_per_s"] == 1500.0
+    assert r.resume_s == 1.0  # ready at t=16 with 2500 received, more at t=17
     saved = json.loads(r.write(tmp_path / "t.json").read_text())
     assert saved["missing"] == 0 and len(saved["timeline"]) == 30 and saved["phases"]["restart"] == 15.0
 

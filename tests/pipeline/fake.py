@@ -43,6 +43,7 @@ class FakeShipper:
         self.delivered: list[Record] = []
         self.requests: list[list[int]] = []  # ids per send() call
         self.calls = 0
+        self.health_calls = 0
         self.opened = self.closed = 0
         self.report = None  # set by the pipeline
 
@@ -50,7 +51,8 @@ class FakeShipper:
         self.opened += 1
 
     async def healthcheck(self) -> Health:
-        return Health(True)
+        self.health_calls += 1
+        return Health(not self.dead, "connection refused" if self.dead else "")
 
     def encode(self, batch: list[Record]) -> Request:
         return Request(records=list(batch), body=b"".join(r.payload for r in batch),

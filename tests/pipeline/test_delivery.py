@@ -418,3 +418,57 @@ async def test_a_batch_in_long_backoff_wakes_when_the_destination_answers_again(
     await wait_for(lambda: sorted(ids_of(sh.delivered)) == [0, 1], timeout=5)
     assert sh.requests[:3] == [[0], [1], [0]]
     await p.stop(1)
+
+
+async def test_a_passing_health_check_ends_the_backoff_of_one_batch(tmp_path, monkeypatch):
+    # Every batch draws a 600 s backoff; the lane's probe (every 0.1 s) sees the destination back and releases
+    # one batch, whose success wakes the rest: the drain starts within a probe, not a backoff.
+    monkeypatch.chdir(tmp_path)
+    sh = FakeShipper()
+    sh.dead = True
+    p = Pipeline([sh], {"fake": settings(spool=True, batch={"max_events": 1, "linger_ms": 1}, concurrency=3,
+                                         retry={"initial_s": 600, "max_s": 600, "probe_s": 0.1})}, ".")
+    await p.start()
+    await p.submit_many([rec(i) for i in range(3)])
+    await wait_for(lambda: sh.calls >= 3)
+    await wait_for(lambda: sh.health_calls >= 3)  # probing while down: no batch released
+    assert sh.calls == 3
+    sh.dead = False
+    started = time.monotonic()
+    await wait_for(lambda: sorted(ids_of(sh.delivered)) == [0, 1, 2], timeout=5)
+    assert time.monotonic() - started < 2
+    assert p.snapshot()["fake"]["probes_ok"] == 1
+    await p.stop(1)
+
+
+async def test_a_healthy_destination_that_refuses_batches_gets_one_batch_per_probe(tmp_path, monkeypatch):
+    # Up (the health check passes) but answering 503 to every batch: each probe releases a single batch, so
+    # three batches in backoff make about one request per probe interval, not three.
+    monkeypatch.chdir(tmp_path)
+    sh = FakeShipper(fail_times=10_000)
+    p = Pipeline([sh], {"fake": settings(spool=True, batch={"max_events": 1, "linger_ms": 1}, concurrency=3,
+                                         retry={"initial_s": 600, "max_s": 600, "probe_s": 0.2})}, ".")
+    await p.start()
+    await p.submit_many([rec(i) for i in range(3)])
+    await wait_for(lambda: sh.calls >= 3)
+    first = sh.calls
+    await asyncio.sleep(1.1)
+    retries = sh.calls - first
+    assert 2 <= retries <= 6, retries
+    await p.stop(0.1)
+
+
+async def test_probe_off_keeps_the_backoff(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sh = FakeShipper()
+    sh.dead = True
+    p = Pipeline([sh], {"fake": settings(spool=True, batch={"max_events": 1, "linger_ms": 1},
+                                         retry={"initial_s": 600, "max_s": 600, "probe_s": 0})}, ".")
+    await p.start()
+    await p.submit_many([rec(0)])
+    await wait_for(lambda: sh.calls >= 1)
+    at_open = sh.health_calls  # the runner's check at start
+    sh.dead = False
+    await asyncio.sleep(0.5)
+    assert sh.calls == 1 and sh.health_calls == at_open and sh.delivered == []
+    await p.stop(0.1)
