@@ -30,6 +30,12 @@ _OPS = {
 _SQL_TYPE = {"UNSIGNED_BIGINT": "UNSIGNED BIGINT"}
 _FULL_SCAN_COST = 1e6
 _NO_REQUIRED_COST = 1e18
+# A join calls a table once per outer row, often with the same constraint (users WHERE uid = 0 for every root
+# process). The second identical call of a query records its rows, later ones replay them (Context.memo,
+# emptied per query); a first call only marks the key, so a single scan never holds its rows twice.
+_SEEN = object()
+_TOO_MANY = object()
+_MEMO_ROWS = 10_000
 
 ContextFactory = Callable[[TableSpec, dict[str, list[tuple[str, Any]]], frozenset[str] | None], Context]
 
@@ -120,7 +126,7 @@ class Table:
 
 
 class Cursor:
-    __slots__ = ("table", "rows", "row", "rowid", "eof", "names")
+    __slots__ = ("table", "rows", "row", "rowid", "eof", "names", "_record", "_memo", "_key")
 
     def __init__(self, table: Table) -> None:
         self.table = table
@@ -129,6 +135,9 @@ class Cursor:
         self.row: Row = {}
         self.rowid = 0
         self.eof = True
+        self._record: list[Row] | None = None  # rows of a repeated call, kept for the calls after it
+        self._memo: dict[Any, Any] = {}
+        self._key: Any = None
 
     def Filter(self, indexnum: int, indexname: str | None, constraintargs: tuple[Any, ...]) -> None:
         args, used = self.table.plans[indexnum]
@@ -141,10 +150,23 @@ class Cursor:
         ):
             raise QueryError(f"Table {spec.name} was queried without a required column in the WHERE clause")
         ctx = self.table.make_context(spec, constraints, used)
+        self._close_rows()
+        self._record, self._memo, self._key = None, ctx.memo, ("rows", spec.name, indexnum, constraintargs)
         try:
-            self.rows = iter(self.table.generate(ctx))
-        except OSError as e:
-            raise _unreadable(spec.name, e) from None
+            seen = self._memo.get(self._key)
+        except TypeError:  # an unhashable argument: no replay
+            seen = self._key = None
+        if type(seen) is list:
+            self.rows = iter(seen)
+        else:
+            if seen is _SEEN:
+                self._record = []
+            elif seen is None and self._key is not None:
+                self._memo[self._key] = _SEEN
+            try:
+                self.rows = iter(self.table.generate(ctx))
+            except OSError as e:
+                raise _unreadable(spec.name, e) from None
         self.rowid = 0
         self.Next()
 
@@ -167,14 +189,26 @@ class Cursor:
         except StopIteration:
             self.row = {}
             self.eof = True
+            if self._record is not None:  # complete: later identical calls of this query replay it
+                self._memo[self._key] = self._record
+                self._record = None
+            return
         except OSError as e:
             # e.g. --hostfs pointing at a tree without /proc: a clear table error, not a bare OSError.
             raise _unreadable(self.table.spec.name, e) from None
+        if self._record is not None:
+            self._record.append(self.row)
+            if len(self._record) > _MEMO_ROWS:
+                self._memo[self._key] = _TOO_MANY
+                self._record = None
 
-    def Close(self) -> None:
+    def _close_rows(self) -> None:
         close = getattr(self.rows, "close", None)
         if close is not None:
             close()
+
+    def Close(self) -> None:
+        self._close_rows()
 
 
 def _unreadable(table: str, e: OSError) -> TableError:

@@ -170,3 +170,28 @@ def test_processes_match_proc(engine):
     with open(f"/proc/{os.getpid()}/cmdline", "rb") as f:
         assert me[3] == f.read().rstrip(b"\0").replace(b"\0", b" ").decode()
     assert me[4] == os.readlink("/proc/self/exe") and me[5] == os.getcwd()
+
+
+# --- repeated identical calls within one query (vtab memo) -------------------------------------------
+def test_a_join_repeating_a_constraint_replays_the_rows(eng):
+    sql = ("SELECT a.k, p.n FROM (SELECT 3 AS k UNION ALL SELECT 3 UNION ALL SELECT 3 UNION ALL SELECT 5 "
+           "UNION ALL SELECT 3) a JOIN plain_in p ON p.n = a.k")
+    assert eng.query(sql).rows == [(3, 3), (3, 3), (3, 3), (5, 5), (3, 3)]
+    # n = 3: the first call only marks the key, the second records, the other two replay; n = 5 once
+    assert [c["ops"] for c in CALLS] == [[("=", 3)], [("=", 3)], [("=", 5)]]
+    CALLS.clear()
+    eng.query(sql)
+    assert len(CALLS) == 3  # a new query reads afresh
+
+
+def test_only_a_complete_scan_is_replayed(eng, monkeypatch):
+    sub = "(SELECT count(*) FROM plain_in WHERE n > 3)"
+    sql = f"SELECT (SELECT n FROM plain_in WHERE n > 3 LIMIT 1), {sub}, {sub}, {sub}"
+    assert eng.query(sql).rows == [(4, 97, 97, 97)]
+    assert len(CALLS) == 2  # stopped early (not kept), then recorded whole, then replayed twice
+    from collector import vtab
+
+    monkeypatch.setattr(vtab, "_MEMO_ROWS", 10)  # more rows than the cap: never kept, each call generates
+    CALLS.clear()
+    assert eng.query(sql).rows == [(4, 97, 97, 97)]
+    assert len(CALLS) == 4
