@@ -45,6 +45,7 @@ class FileShipper:
         self._files: OrderedDict[Path, RotatingFile] = OrderedDict()  # LRU: bounded open descriptors
         self._lock = asyncio.Lock()  # one writer at a time keeps each file's batches in order
         self.stats: dict[str, int] = {"lines": 0, "bytes": 0, "write_errors": 0}
+        self._warned = ""  # the write error last logged: a full disk is logged once, not on every retry
         if cfg.path:
             self._default = {k: self._resolve(cfg.path) for k in ("result", "snapshot", "status")}
         elif format == "ecs":
@@ -151,6 +152,9 @@ class FileShipper:
                 except LogFileError as e:
                     self.stats["write_errors"] += 1
                     return Retry(self._reason(e))
+                if self._warned:
+                    log.info("file shipper %s: writing again", self.name)
+                    self._warned = ""
         if not groups.rejected:
             return Delivered()
         if len(groups.rejected) == len(request.records):
@@ -192,8 +196,11 @@ class FileShipper:
             kind = "I/O error"
         else:
             kind = errno.errorcode.get(code, "error") if code else "error"
-        log.warning("file shipper %s: %s: %s", self.name, kind, e)
-        return f"{kind}: {e}"
+        reason = f"{kind}: {e}"
+        if reason != self._warned:
+            log.warning("file shipper %s: %s", self.name, reason)
+            self._warned = reason
+        return reason
 
 
 def write_lines(f: RotatingFile, lines: list[bytes]) -> int:

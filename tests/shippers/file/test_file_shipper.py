@@ -121,6 +121,31 @@ async def test_disk_errors_are_retry_not_crash(tmp_path, monkeypatch):
     assert [x["counter"] for x in lines(tmp_path / "osqueryd.results.log")] == [1]
 
 
+async def test_a_lasting_write_error_is_logged_once_per_streak(tmp_path, monkeypatch, caplog):
+    s = create("f", None, {"dir": str(tmp_path)})
+    await s.open()
+    f = s._files[tmp_path / "osqueryd.results.log"]
+    real = f.write
+
+    def full(lines):
+        raise LogFileError(f"{f.path}: cannot write: No space left on device") from OSError(errno.ENOSPC, "x")
+
+    caplog.set_level("INFO", logger="quarry.shippers.file")
+    monkeypatch.setattr(f, "write", full)
+    for _ in range(5):  # the pipeline retries; the operator reads about it once
+        assert isinstance(await ship(s, [rec(0)]), Retry)
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "disk full" in warned[0].getMessage()
+    monkeypatch.setattr(f, "write", real)
+    assert await ship(s, [rec(1)]) == Delivered()
+    assert any("writing again" in r.getMessage() for r in caplog.records)
+    monkeypatch.setattr(f, "write", full)
+    assert isinstance(await ship(s, [rec(2)]), Retry)  # a new streak is logged again
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 2
+    monkeypatch.undo()
+    await s.close()
+
+
 async def test_unwritable_dir_is_retry(tmp_path):
     (tmp_path / "blocker").write_text("a file where the directory should be")
     s = create("f", None, {"dir": str(tmp_path / "blocker" / "logs")})
