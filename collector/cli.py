@@ -105,12 +105,9 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import signal
+    from collector import startsignals
 
-    # Importing the daemon takes a moment: a stop request meanwhile is recorded and honoured, not fatal.
-    early: list[str] = []
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda n, _f: early.append(signal.Signals(n).name))
+    early = startsignals.record()  # before the daemon's import, which takes a moment
     from collector.daemon import main as run_daemon
 
     return run_daemon(args.flags, early_signals=early)

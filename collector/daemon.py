@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from collector import startsignals
 from collector.config import load
 from collector.config.load import Loaded
 from collector.config.validate import validate
@@ -55,16 +56,6 @@ class Daemon:
         self._tasks: list[asyncio.Task[Any]] = []
         self.early_signals: list[str] = []  # signals received before run() installed the loop's handlers
         self._pipeline_started = False
-
-    def catch_signals(self) -> None:
-        """Until run() installs the loop's handlers, SIGTERM/SIGINT/SIGHUP are only recorded (run() honours
-        them): by default SIGTERM and SIGHUP would kill the start-up half-way and SIGINT raise a traceback."""
-
-        def record(signum: int, _frame: Any) -> None:
-            self.early_signals.append(signal.Signals(signum).name)
-
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, record)
 
     # --- start-up -------------------------------------------------------------------------------------------
     def _flag(self, name: str) -> Any:
@@ -332,11 +323,11 @@ class Daemon:
         self.state.close()
 
 
-def main(argv: Sequence[str], early_signals: Sequence[str] = ()) -> int:
-    """early_signals: those the caller recorded before this module was imported (cli.cmd_run)."""
+def main(argv: Sequence[str], early_signals: list[str] | None = None) -> int:
+    """early_signals: startsignals.record()'s list when the caller installed it before importing this module
+    (cli.cmd_run); otherwise it is installed here, first, so a stop request during start-up is honoured."""
     daemon = Daemon(argv)
-    daemon.catch_signals()  # first: a stop request during the start-up below is honoured, not fatal
-    daemon.early_signals[:0] = list(early_signals)
+    daemon.early_signals = early_signals if early_signals is not None else startsignals.record()
     level = logging.DEBUG if "--verbose" in argv else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The search clients log every failed connection attempt with a traceback (hundreds a minute during an
