@@ -37,8 +37,8 @@ _RUNTIME_FIELDS = ("executions", "last_executed", "denylisted", "output_size", "
                    "last_wall_time_ms", "user_time", "last_user_time", "system_time", "last_system_time",
                    "average_memory", "last_memory")
 # Counters shown in collector.runtime.QueryTiming (Quarry's osquery_scheduler), restored into it.
-_TIMING_FIELDS = ("delayed_runs", "backpressure_ms", "last_backpressure_ms", "last_delay_time", "skipped",
-                  "errors", "last_error", "last_error_time")
+_DELAY_FIELDS = ("delayed_runs", "backpressure_ms", "last_backpressure_ms", "last_delay_time")
+_TIMING_FIELDS = (*_DELAY_FIELDS, "skipped", "errors", "last_error", "last_error_time")
 
 
 @dataclass
@@ -188,8 +188,7 @@ class StatsBook:
             stats.backpressure_ms += waited_ms
             stats.last_backpressure_ms = waited_ms
             stats.last_delay_time = at
-            shown = {k: getattr(stats, k) for k in ("delayed_runs", "backpressure_ms", "last_backpressure_ms",
-                                                    "last_delay_time")}
+            shown = {k: getattr(stats, k) for k in _DELAY_FIELDS}
         if self.runtime is not None:
             self.runtime.set_timing(name, **shown)
 
