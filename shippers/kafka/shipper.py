@@ -77,7 +77,8 @@ class KafkaShipper:
         # Set by the pipeline's lane: told each time the watcher's answer changes (ok ↔ unreachable).
         self.on_health: Callable[[Health], None] | None = None
         self.health: Health | None = None  # the last probe's answer; None before the first
-        self._acked_at = float("-inf")  # loop time of the last acknowledged send
+        # loop time the broker's state was last learnt: an acknowledged send, or any probe's answer
+        self._known_at = float("-inf")
         self._watcher: asyncio.Task[None] | None = None
 
     @property
@@ -122,13 +123,14 @@ class KafkaShipper:
         return Health(False, "producer restarted during the health check")
 
     async def _watch(self) -> None:
-        """Probe every HEALTH_INTERVAL_S until close(); an acknowledged send counts as a probe."""
+        """Probe every HEALTH_INTERVAL_S until close(); an acknowledged send or another probe meanwhile (the
+        pipeline calls healthcheck() while it backs off) counts as one."""
         loop = asyncio.get_running_loop()
         timeout = min(HEALTH_TIMEOUT_S, self.cfg.connect_timeout_ms / 1000)
         while True:
             await asyncio.sleep(HEALTH_INTERVAL_S)
-            if loop.time() - self._acked_at < HEALTH_INTERVAL_S:
-                continue  # send() already reported the broker answering
+            if loop.time() - self._known_at < HEALTH_INTERVAL_S:
+                continue  # the broker's state is known from less than an interval ago
             try:
                 health = await self._probe(timeout)
             except Exception as e:  # noqa: BLE001 - the watcher must outlive a surprise from aiokafka
@@ -137,6 +139,7 @@ class KafkaShipper:
                 self._set_health(health)
 
     def _set_health(self, health: Health) -> None:
+        self._known_at = asyncio.get_running_loop().time()
         before, self.health = self.health, health
         if self.on_health is not None and (before is None or before.ok != health.ok):
             self.on_health(health)
@@ -272,7 +275,7 @@ class KafkaShipper:
         except TimeoutError:
             self.stats["timeouts"] += 1
         if tally.delivered:  # the broker answers: no probe needed this interval, and health is ok at once
-            self._acked_at = asyncio.get_running_loop().time()
+            self._known_at = asyncio.get_running_loop().time()
             if self.health is not None and not self.health.ok:
                 self._set_health(Health(True, "a send was acknowledged"))
         if restart and self._producers[slot] is p:
